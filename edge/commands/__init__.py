@@ -1,0 +1,1 @@
+"""One module per `maskwatch` subcommand, each with `register(subparsers)`."""

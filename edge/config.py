@@ -1,0 +1,272 @@
+"""Typed, validated configuration with every default in one place.
+
+config.yaml is the only thing users edit, so a mistake in it must say which key, what value, and what is
+allowed, and must never start a half-configured alarm. Each section is a frozen dataclass whose fields
+carry their bounds; `load_config` rejects unknown keys (suggesting the near one) and out-of-range values,
+naming the key path (`alarm.buzzer_pin`).
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import difflib
+import os
+import types
+import typing
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import yaml
+
+
+class ConfigError(ValueError):
+    """The configuration file is invalid; the message names the key path."""
+
+
+def _opt(default: Any, doc: str, *, lo: float | None = None, hi: float | None = None, choices=None):
+    """A config field with its default, a description and its bounds (inclusive)."""
+    return field(default=default, metadata={"doc": doc, "lo": lo, "hi": hi, "choices": choices})
+
+
+def _list_opt(default_factory, doc: str, **bounds):
+    return field(default_factory=default_factory, metadata={"doc": doc, **bounds})
+
+
+@dataclass(frozen=True)
+class CameraConfig:
+    source: str = _opt(
+        "picamera2",
+        "picamera2 | USB index ('0') | video file | rtsp:// URL | image folder | 'demo'",
+    )
+    width: int = _opt(640, "analysis frame width in pixels", lo=160, hi=1920)
+    height: int = _opt(480, "analysis frame height in pixels", lo=120, hi=1080)
+    snapshot_width: int = _opt(1280, "picamera2 main (snapshot) stream width", lo=320, hi=4056)
+    snapshot_height: int = _opt(960, "picamera2 main (snapshot) stream height", lo=240, hi=3040)
+    fps_limit: float = _opt(15.0, "frame rate cap; 0 = as fast as frames come", lo=0.0, hi=120.0)
+    loop: bool = _opt(False, "replay a video file or image folder when it ends")
+    retry_initial_s: float = _opt(1.0, "first wait before reopening a lost camera", lo=0.1, hi=60.0)
+    retry_max_s: float = _opt(30.0, "longest wait between reopen attempts", lo=1.0, hi=600.0)
+    motion_gate: bool = _opt(False, "skip face detection while the scene is still")
+    motion_threshold: float = _opt(0.01, "fraction of changed pixels that counts as motion", lo=0.0, hi=1.0)
+
+
+@dataclass(frozen=True)
+class DetectorConfig:
+    strategy: str = _opt(
+        "dual", "which BlazeFace models run", choices=("dual", "full_range", "short_range")
+    )
+    score_threshold: float = _opt(0.5, "minimum face score", lo=0.05, hi=0.99)
+    nms_iou: float = _opt(0.3, "IoU above which boxes are merged", lo=0.05, hi=0.95)
+    threads: int = _opt(2, "TFLite threads for the detector", lo=1, hi=8)
+
+
+@dataclass(frozen=True)
+class ClassifierConfig:
+    model: str = _opt("", "int8 classifier .tflite; empty = the shipped models/mask_classifier.tflite")
+    threads: int = _opt(2, "TFLite threads for the classifier", lo=1, hi=8)
+
+
+@dataclass(frozen=True)
+class DecisionConfig:
+    min_face_px: int = _opt(32, "ignore faces whose box is shorter than this", lo=8, hi=1000)
+    vote_frames: int = _opt(5, "frames of one person voted over", lo=1, hi=60)
+    min_votes: int = _opt(3, "frames needed before a person is decided", lo=1, hi=60)
+    violation_ratio: float = _opt(0.6, "share of votes that must be violations to alarm", lo=0.05, hi=1.0)
+    uncertain_band: float = _opt(
+        0.15, "a frame whose top score is below 0.5 + this counts as no vote", lo=0.0, hi=0.49
+    )
+    cooldown_s: float = _opt(30.0, "after an alarm, the same person does not alarm again for this long", lo=0.0, hi=3600.0)
+    track_iou: float = _opt(0.3, "IoU that links a face to an existing track", lo=0.05, hi=0.95)
+    track_timeout_s: float = _opt(2.0, "a track not seen for this long is forgotten", lo=0.1, hi=60.0)
+    edge_margin_px: int = _opt(4, "faces this close to the frame edge are cut off and ignored; 0 = keep", lo=0, hi=200)
+    roi: list[float] = _list_opt(
+        list, "optional region of interest [x1, y1, x2, y2] as fractions of the frame; [] = whole frame", lo=0.0, hi=1.0
+    )
+
+
+@dataclass(frozen=True)
+class AlarmConfig:
+    led_pin: int | None = _opt(17, "BCM pin of the red alarm LED; null = none", lo=0, hi=27)
+    ok_led_pin: int | None = _opt(None, "BCM pin of an optional green 'ok' LED; null = none", lo=0, hi=27)
+    buzzer_pin: int | None = _opt(18, "BCM pin of the buzzer; null = none", lo=0, hi=27)
+    buzzer_type: str = _opt("active", "active Buzzer or passive TonalBuzzer", choices=("active", "tonal"))
+    active_high: bool = _opt(True, "outputs are on when the pin is high")
+    duration_s: float = _opt(3.0, "how long one alarm pattern plays", lo=0.2, hi=60.0)
+
+
+@dataclass(frozen=True)
+class StatusConfig:
+    port: int = _opt(0, "status page port; 0 = off", lo=0, hi=65535)
+    host: str = _opt("127.0.0.1", "address the status page binds to")
+    token: str = _opt("", "required for any non-loopback bind; sent as ?token= or a Bearer header")
+
+
+@dataclass(frozen=True)
+class EventsConfig:
+    state_dir: str = _opt("", "events, counts and snapshots; empty = $MASKWATCH_STATE_DIR or /var/lib/maskwatch")
+    log_max_mb: float = _opt(10.0, "rotate the events log at this size", lo=0.1, hi=1000.0)
+    log_keep: int = _opt(5, "rotated event logs kept", lo=1, hi=100)
+    snapshots: bool = _opt(False, "save the best frame of each violation (privacy: off by default)")
+    blur_other_faces: bool = _opt(True, "blur faces other than the violator's in snapshots")
+    snapshot_keep_days: float = _opt(7.0, "delete snapshots older than this", lo=0.0, hi=3650.0)
+    snapshot_max_mb: float = _opt(200.0, "delete the oldest snapshots above this total", lo=1.0, hi=100000.0)
+    capture_crops: int = _opt(0, "save up to this many face crops for retraining; 0 = off", lo=0, hi=100000)
+
+
+@dataclass(frozen=True)
+class MqttConfig:
+    host: str = _opt("", "MQTT broker host; empty = MQTT off")
+    port: int = _opt(1883, "MQTT broker port", lo=1, hi=65535)
+    username: str = _opt("", "MQTT user name")
+    password: str = _opt("", "MQTT password")
+    topic_prefix: str = _opt("maskwatch", "topics start with this")
+    discovery_prefix: str = _opt("homeassistant", "Home Assistant MQTT discovery prefix")
+
+
+@dataclass(frozen=True)
+class LoggingConfig:
+    level: str = _opt("INFO", "log level", choices=("DEBUG", "INFO", "WARNING", "ERROR"))
+    stats_interval_s: float = _opt(60.0, "seconds between stats lines", lo=1.0, hi=3600.0)
+
+
+@dataclass(frozen=True)
+class Config:
+    camera: CameraConfig = field(default_factory=CameraConfig)
+    detector: DetectorConfig = field(default_factory=DetectorConfig)
+    classifier: ClassifierConfig = field(default_factory=ClassifierConfig)
+    decision: DecisionConfig = field(default_factory=DecisionConfig)
+    alarm: AlarmConfig = field(default_factory=AlarmConfig)
+    status: StatusConfig = field(default_factory=StatusConfig)
+    events: EventsConfig = field(default_factory=EventsConfig)
+    mqtt: MqttConfig = field(default_factory=MqttConfig)
+    logging: LoggingConfig = field(default_factory=LoggingConfig)
+
+
+def _type_name(tp) -> str:
+    return getattr(tp, "__name__", str(tp))
+
+
+def _check_scalar(path: str, value: Any, tp, meta: dict) -> Any:
+    origin = typing.get_origin(tp)
+    if origin in (typing.Union, types.UnionType):
+        args = typing.get_args(tp)
+        if value is None and type(None) in args:
+            return None
+        (inner,) = [a for a in args if a is not type(None)]
+        return _check_scalar(path, value, inner, meta)
+    if origin is list:
+        (inner,) = typing.get_args(tp)
+        if not isinstance(value, list):
+            raise ConfigError(f"{path}: expected a list, got {value!r}")
+        return [_check_scalar(f"{path}[{i}]", v, inner, meta) for i, v in enumerate(value)]
+    if tp is bool:
+        if not isinstance(value, bool):
+            raise ConfigError(f"{path}: expected true or false, got {value!r}")
+        return value
+    if tp is int:
+        if isinstance(value, bool) or not isinstance(value, int):
+            raise ConfigError(f"{path}: expected a whole number, got {value!r}")
+    elif tp is float:
+        if isinstance(value, bool) or not isinstance(value, int | float):
+            raise ConfigError(f"{path}: expected a number, got {value!r}")
+        value = float(value)
+    elif tp is str:
+        if isinstance(value, int | float) and not isinstance(value, bool):
+            value = str(value)  # `source: 0` means USB camera 0
+        if not isinstance(value, str):
+            raise ConfigError(f"{path}: expected text, got {value!r}")
+    lo, hi, choices = meta.get("lo"), meta.get("hi"), meta.get("choices")
+    if choices is not None and value not in choices:
+        raise ConfigError(f"{path}: {value!r} is not one of {', '.join(map(str, choices))}")
+    if (lo is not None and value < lo) or (hi is not None and value > hi):
+        raise ConfigError(f"{path}: {value!r} is out of range [{lo}, {hi}]")
+    return value
+
+
+def _build(cls, data: Any, path: str):
+    if data is None:
+        data = {}
+    if not isinstance(data, dict):
+        raise ConfigError(f"{path or 'config'}: expected a mapping of keys, got {data!r}")
+    fields = {f.name: f for f in dataclasses.fields(cls)}
+    hints = typing.get_type_hints(cls)
+    for key in data:
+        if key not in fields:
+            near = difflib.get_close_matches(str(key), fields, n=1)
+            hint = f" (did you mean {'.'.join(filter(None, [path, near[0]]))}?)" if near else ""
+            raise ConfigError(f"{'.'.join(filter(None, [path, str(key)]))}: unknown key{hint}")
+    values = {}
+    for name, f in fields.items():
+        key_path = ".".join(filter(None, [path, name]))
+        if name not in data:
+            continue
+        tp = hints[name]
+        if dataclasses.is_dataclass(tp):
+            values[name] = _build(tp, data[name], key_path)
+        else:
+            values[name] = _check_scalar(key_path, data[name], tp, f.metadata)
+    config = cls(**values)
+    _check_cross_fields(config, path)
+    return config
+
+
+def _check_cross_fields(section: Any, path: str) -> None:
+    if isinstance(section, DecisionConfig):
+        if section.min_votes > section.vote_frames:
+            raise ConfigError(
+                f"{path}.min_votes: {section.min_votes} is out of range [1, vote_frames={section.vote_frames}]"
+            )
+        if section.roi:
+            x1, y1, x2, y2 = (section.roi + [None] * 4)[:4] if len(section.roi) == 4 else (None,) * 4
+            if x1 is None or not (x1 < x2 and y1 < y2):
+                raise ConfigError(f"{path}.roi: expected [x1, y1, x2, y2] with x1 < x2 and y1 < y2, got {section.roi}")
+    if isinstance(section, CameraConfig) and section.retry_initial_s > section.retry_max_s:
+        raise ConfigError(f"{path}.retry_initial_s: must not exceed camera.retry_max_s ({section.retry_max_s})")
+    if isinstance(section, AlarmConfig):
+        pins = [p for p in (section.led_pin, section.ok_led_pin, section.buzzer_pin) if p is not None]
+        if len(pins) != len(set(pins)):
+            raise ConfigError(f"{path}: led_pin, ok_led_pin and buzzer_pin must be different pins, got {pins}")
+
+
+def parse_config(data: Any) -> Config:
+    return _build(Config, data, "")
+
+
+def load_config(path: str | os.PathLike | None) -> Config:
+    """Load and validate a YAML file; None gives the defaults."""
+    if path is None:
+        return Config()
+    path = Path(path)
+    try:
+        text = path.read_text()
+    except OSError as exc:
+        raise ConfigError(f"cannot read config {path}: {exc.strerror}") from exc
+    try:
+        data = yaml.safe_load(text)
+    except yaml.YAMLError as exc:
+        raise ConfigError(f"{path}: not valid YAML: {exc}") from exc
+    try:
+        return parse_config(data)
+    except ConfigError as exc:
+        raise ConfigError(f"{path}: {exc}") from exc
+
+
+def replace(config: Config, **sections: dict) -> Config:
+    """A copy of `config` with some keys changed, validated again: `replace(c, camera={"source": "x"})`."""
+    data = dataclasses.asdict(config)
+    for name, updates in sections.items():
+        data[name].update(updates)
+    return parse_config(data)
+
+
+def describe_defaults() -> list[tuple[str, Any, str]]:
+    """(key path, default, description) for every key: used to keep config.yaml's comments complete."""
+    rows = []
+    for section in dataclasses.fields(Config):
+        for f in dataclasses.fields(section.default_factory()):
+            default = f.default if f.default is not dataclasses.MISSING else f.default_factory()
+            rows.append((f"{section.name}.{f.name}", default, f.metadata.get("doc", "")))
+    return rows
+
+

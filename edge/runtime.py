@@ -1,0 +1,68 @@
+"""The TFLite runtime seam: LiteRT when installed, else the frozen tflite-runtime.
+
+Both expose the same Interpreter; only this module knows which one is present. Quantization arithmetic
+lives here too, so scale and zero point are applied the same way by every model we run.
+"""
+
+from __future__ import annotations
+
+import logging
+from pathlib import Path
+
+import numpy as np
+
+from edge.model_metadata import QuantParams
+
+log = logging.getLogger(__name__)
+
+
+class RuntimeMissingError(ImportError):
+    """No TFLite runtime is installed."""
+
+
+def _interpreter_class():
+    try:
+        from ai_edge_litert.interpreter import Interpreter
+
+        return Interpreter
+    except ImportError:
+        pass
+    try:
+        from tflite_runtime.interpreter import Interpreter  # frozen at 2.14, needs numpy < 2
+
+        return Interpreter
+    except ImportError:
+        raise RuntimeMissingError(
+            "no TFLite runtime: install it with `pip install ai-edge-litert` "
+            "(or `pip install tflite-runtime 'numpy<2'` on systems LiteRT has no wheel for)"
+        ) from None
+
+
+def load_interpreter(model_path: Path, num_threads: int = 2):
+    """An allocated interpreter for `model_path`; a missing file is an error that names it."""
+    model_path = Path(model_path)
+    if not model_path.is_file():
+        raise FileNotFoundError(f"model file {model_path} not found")
+    interpreter = _interpreter_class()(model_path=str(model_path), num_threads=int(num_threads))
+    interpreter.allocate_tensors()
+    return interpreter
+
+
+def quant_params(detail: dict) -> QuantParams:
+    scale, zero_point = detail.get("quantization", (0.0, 0))
+    return QuantParams(dtype=np.dtype(detail["dtype"]).name, scale=float(scale), zero_point=int(zero_point))
+
+
+def dequantize(values: np.ndarray, params: QuantParams) -> np.ndarray:
+    """Integer tensor to float, through int32 so int8/uint8 arithmetic cannot wrap."""
+    if params.dtype == "float32" or params.scale == 0.0:
+        return values.astype(np.float32)
+    return (values.astype(np.int32) - params.zero_point).astype(np.float32) * np.float32(params.scale)
+
+
+def quantize(values: np.ndarray, params: QuantParams) -> np.ndarray:
+    if params.dtype == "float32" or params.scale == 0.0:
+        return values.astype(np.float32)
+    info = np.iinfo(np.dtype(params.dtype))
+    q = np.round(values / params.scale) + params.zero_point
+    return np.clip(q, info.min, info.max).astype(params.dtype)
