@@ -38,6 +38,12 @@ def _interpreter_class():
         ) from None
 
 
+def make_interpreter(model_content: bytes, num_threads: int = 2):
+    """An interpreter over model bytes, not yet allocated: for callers that resize inputs first
+    (several interpreters can share one bytes object instead of re-reading the file)."""
+    return _interpreter_class()(model_content=model_content, num_threads=int(num_threads))
+
+
 def load_interpreter(model_path: Path, num_threads: int = 2):
     """An allocated interpreter for `model_path`; a missing file is an error that names it."""
     model_path = Path(model_path)
