@@ -1,0 +1,128 @@
+"""On-the-fly augmentation for an entrance camera, from the cached context crops.
+
+What changes between the training photos and the camera at the door: where the detector puts its box
+(never tight, never the same twice), face size (down to 32 px and below: low resolution), lighting
+(brightness, contrast, colour cast, a grey night image), focus and motion (blur, noise) and the JPEG
+step of the snapshot path. Each draw takes an explicit numpy Generator, so a seed gives the same batch.
+Output is uint8 RGB at the model's input size, the contract's format.
+"""
+
+from __future__ import annotations
+
+import math
+from dataclasses import dataclass
+
+import cv2
+import numpy as np
+
+
+@dataclass(frozen=True)
+class AugmentConfig:
+    """Ranges and probabilities; the defaults are the ones the shipped model was trained with."""
+
+    scale_range: tuple[float, float] = (0.85, 1.2)  # crop side relative to the contract crop
+    shift: float = 0.08  # centre jitter, fraction of the crop side
+    max_rotation_deg: float = 12.0
+    flip_p: float = 0.5
+    low_res_p: float = 0.3
+    low_res_px: tuple[int, int] = (14, 48)  # the face crop shrunk to this side, then scaled back up
+    blur_p: float = 0.2
+    blur_sigma: tuple[float, float] = (0.4, 1.6)
+    photometric_p: float = 0.8
+    brightness: float = 40.0  # added, in 0..255 units
+    contrast: tuple[float, float] = (0.6, 1.4)
+    color_cast: float = 0.15  # per-channel gain 1 +- this
+    gray_p: float = 0.05
+    noise_p: float = 0.15
+    noise_sigma: tuple[float, float] = (2.0, 8.0)
+    jpeg_p: float = 0.3
+    jpeg_quality: tuple[int, int] = (30, 90)
+
+
+def crop_transform(
+    context_size: int, out_size: int, fraction: float, rng: np.random.Generator, config: AugmentConfig
+) -> np.ndarray:
+    """2x3 affine matrix mapping context pixels to a jittered, rotated, maybe mirrored output crop."""
+    scale = fraction * math.exp(rng.uniform(math.log(config.scale_range[0]), math.log(config.scale_range[1])))
+    side = scale * context_size  # crop side in context pixels
+    centre = context_size / 2.0 + rng.uniform(-config.shift, config.shift, size=2) * side
+    angle = math.radians(rng.uniform(-config.max_rotation_deg, config.max_rotation_deg))
+    zoom = out_size / side
+    cos, sin = math.cos(angle) * zoom, math.sin(angle) * zoom
+    flip = -1.0 if rng.random() < config.flip_p else 1.0
+    half = out_size / 2.0
+    # out = R * (p - centre) + half, with the x axis mirrored for a flip
+    matrix = np.array(
+        [[flip * cos, flip * sin, 0.0], [-sin, cos, 0.0]],
+        dtype=np.float64,
+    )
+    matrix[:, 2] = np.array([half, half]) - matrix[:, :2] @ centre
+    return matrix
+
+
+def _low_resolution(image: np.ndarray, rng: np.random.Generator, config: AugmentConfig) -> np.ndarray:
+    size = image.shape[0]
+    small = int(rng.integers(config.low_res_px[0], min(config.low_res_px[1], size) + 1))
+    if small >= size:
+        return image
+    down = cv2.resize(image, (small, small), interpolation=cv2.INTER_AREA)
+    return cv2.resize(down, (size, size), interpolation=cv2.INTER_LINEAR)
+
+
+def _photometric(image: np.ndarray, rng: np.random.Generator, config: AugmentConfig) -> np.ndarray:
+    pixels = image.astype(np.float32)
+    mean = pixels.mean()
+    pixels = (
+        (pixels - mean) * rng.uniform(*config.contrast)
+        + mean
+        + rng.uniform(-config.brightness, config.brightness)
+    )
+    pixels *= rng.uniform(1.0 - config.color_cast, 1.0 + config.color_cast, size=3).astype(np.float32)
+    if rng.random() < config.gray_p:
+        pixels[:] = pixels.mean(axis=2, keepdims=True)
+    return np.clip(pixels, 0, 255).astype(np.uint8)
+
+
+def _jpeg(image: np.ndarray, rng: np.random.Generator, config: AugmentConfig) -> np.ndarray:
+    quality = int(rng.integers(config.jpeg_quality[0], config.jpeg_quality[1] + 1))
+    ok, encoded = cv2.imencode(".jpg", image, [cv2.IMWRITE_JPEG_QUALITY, quality])
+    return cv2.imdecode(encoded, cv2.IMREAD_UNCHANGED) if ok else image
+
+
+def augment_face(
+    context: np.ndarray,
+    fraction: float,
+    out_size: int,
+    rng: np.random.Generator,
+    config: AugmentConfig = AugmentConfig(),
+) -> np.ndarray:
+    """One augmented (out_size, out_size, 3) uint8 crop from a context crop."""
+    matrix = crop_transform(context.shape[0], out_size, fraction, rng, config)
+    image = cv2.warpAffine(
+        context, matrix, (out_size, out_size), flags=cv2.INTER_LINEAR, borderMode=cv2.BORDER_REFLECT_101
+    )
+    if rng.random() < config.low_res_p:
+        image = _low_resolution(image, rng, config)
+    if rng.random() < config.blur_p:
+        image = cv2.GaussianBlur(image, (0, 0), rng.uniform(*config.blur_sigma))
+    if rng.random() < config.photometric_p:
+        image = _photometric(image, rng, config)
+    if rng.random() < config.noise_p:
+        noise = rng.normal(0.0, rng.uniform(*config.noise_sigma), image.shape).astype(np.float32)
+        image = np.clip(image.astype(np.float32) + noise, 0, 255).astype(np.uint8)
+    if rng.random() < config.jpeg_p:
+        image = _jpeg(image, rng, config)
+    return image
+
+
+def augment_batch(
+    contexts: np.ndarray,
+    fractions: np.ndarray,
+    out_size: int,
+    rng: np.random.Generator,
+    config: AugmentConfig = AugmentConfig(),
+) -> np.ndarray:
+    """augment_face over a batch: (N, out_size, out_size, 3) uint8."""
+    return np.stack(
+        [augment_face(c, float(f), out_size, rng, config) for c, f in zip(contexts, fractions, strict=True)]
+    )

@@ -1,0 +1,160 @@
+"""The training table: one record per face the classifier will learn from or be validated on.
+
+Three shared folders feed it (see ../shared/data/README.md): `faces2/` class folders (each image is a
+loose face crop), `scenes/` VOC photos (faces cropped from the boxes), `synthetic_masked/` MaskedFace-Net.
+Every record carries the key its split group is made from, so near duplicates, the same synthetic face
+id and whole scenes stay on one side of the split; masks we synthesize later copy their source's group.
+Only paths and numbers live here; pixels are made by train/crops.py.
+"""
+
+from __future__ import annotations
+
+import csv
+import logging
+from dataclasses import asdict, dataclass, field
+from pathlib import Path
+
+from edge.datasets import read_voc_scenes
+from edge.model_metadata import LABELS
+
+log = logging.getLogger(__name__)
+
+FACES2 = "faces2"
+SCENES = "scenes"
+MASKEDFACENET = "synthetic_masked"
+# Sources photographed from real people; MaskedFace-Net and our own synthesized masks are not.
+REAL_SOURCES = (FACES2, SCENES)
+
+
+@dataclass(frozen=True)
+class FaceRecord:
+    """One face: where its pixels come from, its label, its split group and its size in the source."""
+
+    key: str  # unique, stable: the relative path, plus `#box` for scene boxes, plus `@placement` if synthesized
+    source: str  # faces2, scenes, synthetic_masked, or synth:<source> for masks we drew
+    label: str
+    group: str  # split unit; synthesized records copy their source's group
+    image: str  # path relative to the data root
+    box: tuple[float, float, float, float] | None = None  # None: the whole image is the face crop
+    face_px: int = 0  # box height, or image height for whole-image crops (per-size metrics)
+    placement: str | None = None  # mask_synth placement when this face got a drawn mask
+    extra: dict = field(default_factory=dict)
+
+    @property
+    def label_index(self) -> int:
+        return LABELS.index(self.label)
+
+    @property
+    def is_real(self) -> bool:
+        """A real photo of a real face with its published label (no drawn or synthetic mask)."""
+        return self.source in REAL_SOURCES
+
+    def to_dict(self) -> dict:
+        return asdict(self)
+
+    @classmethod
+    def from_dict(cls, data: dict) -> FaceRecord:
+        box = tuple(data["box"]) if data.get("box") is not None else None
+        return cls(**{**data, "box": box})
+
+
+def _read_csv(path: Path) -> list[dict]:
+    with open(path, newline="") as handle:
+        return list(csv.DictReader(handle))
+
+
+def _image_height(data_root: Path, relative: str, sizes: dict[str, tuple[int, int]]) -> int:
+    return sizes.get(relative, (0, 0))[1]
+
+
+def read_manifest_sizes(data_root: Path) -> dict[str, tuple[int, int]]:
+    """{relative path: (width, height)} from manifest.csv, so face sizes need no image decoding."""
+    manifest = data_root / "manifest.csv"
+    if not manifest.is_file():
+        return {}
+    sizes = {}
+    for row in _read_csv(manifest):
+        if row.get("width") and row.get("height"):
+            sizes[row["path"]] = (int(row["width"]), int(row["height"]))
+    return sizes
+
+
+def faces2_records(data_root: Path, sizes: dict[str, tuple[int, int]]) -> list[FaceRecord]:
+    """faces2 whole-image crops, grouped by groups.csv `group` (near duplicates, augmented copies)."""
+    records = []
+    for row in _read_csv(data_root / FACES2 / "groups.csv"):
+        records.append(
+            FaceRecord(
+                key=row["path"],
+                source=FACES2,
+                label=row["label"],
+                group=f"{FACES2}:{row['group']}",
+                image=row["path"],
+                face_px=_image_height(data_root, row["path"], sizes),
+            )
+        )
+    return records
+
+
+def maskedfacenet_records(data_root: Path) -> list[FaceRecord]:
+    """MaskedFace-Net 256x256 faces, grouped by FFHQ face id (51 faces appear masked both ways)."""
+    records = []
+    for row in _read_csv(data_root / MASKEDFACENET / "faces.csv"):
+        records.append(
+            FaceRecord(
+                key=row["path"],
+                source=MASKEDFACENET,
+                label=row["label3"],
+                group=f"{MASKEDFACENET}:{row['face_id']}",
+                image=row["path"],
+                face_px=256,
+                extra={"subtype": row["subtype"]},
+            )
+        )
+    return records
+
+
+def scene_records(data_root: Path) -> list[FaceRecord]:
+    """One record per VOC box (boxes under 2 px skipped); whole scenes, and near-duplicate pairs, group."""
+    pair_group = {
+        row["image"]: row["group"] for row in _read_csv(data_root / SCENES / "near_duplicate_groups.csv")
+    }
+    records = []
+    for scene in read_voc_scenes(data_root / SCENES):
+        relative = scene.image.relative_to(data_root).as_posix()
+        group = f"{SCENES}:{pair_group.get(relative, Path(relative).stem)}"
+        for index, face in enumerate(scene.faces):
+            x1, y1, x2, y2 = face.box
+            records.append(
+                FaceRecord(
+                    key=f"{relative}#{index}",
+                    source=SCENES,
+                    label=face.label,
+                    group=group,
+                    image=relative,
+                    box=(x1, y1, x2, y2),
+                    face_px=int(round(y2 - y1)),
+                )
+            )
+    return records
+
+
+def real_records(data_root: Path) -> list[FaceRecord]:
+    """Every face of the three shared folders, in a fixed order."""
+    data_root = Path(data_root)
+    sizes = read_manifest_sizes(data_root)
+    records = faces2_records(data_root, sizes) + scene_records(data_root) + maskedfacenet_records(data_root)
+    unknown = {r.label for r in records} - set(LABELS)
+    if unknown:
+        raise ValueError(f"{data_root}: labels {sorted(unknown)} are not in {LABELS}")
+    log.info("%d faces from %s", len(records), data_root)
+    return records
+
+
+def count_by(records: list[FaceRecord], *fields: str) -> dict[str, int]:
+    """{"source/label": n, ...}: the data summary written to training_summary.json and the card."""
+    counts: dict[str, int] = {}
+    for record in records:
+        key = "/".join(str(getattr(record, name)) for name in fields)
+        counts[key] = counts.get(key, 0) + 1
+    return dict(sorted(counts.items()))

@@ -1,0 +1,58 @@
+"""Train/validation split by group, deterministic, stratified so the scarce class reaches validation.
+
+A random split by file puts near duplicates, the same synthetic face and boxes of one scene on both sides
+and inflates every number. Here whole groups move together: faces2 `group`, MaskedFace-Net face id,
+scenes by image with near-duplicate pairs joined, and a synthesized face with the photo it was drawn on.
+Within each source, groups holding `mask_weared_incorrect` are split apart from the others, so that the
+82 real worn-wrong faces land in validation in proportion rather than by luck.
+"""
+
+from __future__ import annotations
+
+import hashlib
+from collections import defaultdict
+
+from train.data import FaceRecord
+
+RARE_LABEL = "mask_weared_incorrect"
+
+
+def _order_key(group: str, seed: int) -> str:
+    """A stable pseudo-random order for groups: the same seed gives the same split on every machine."""
+    return hashlib.sha256(f"{seed}:{group}".encode()).hexdigest()
+
+
+def split_groups(records: list[FaceRecord], val_fraction: float = 0.2, seed: int = 0) -> set[str]:
+    """The set of groups that go to validation: about `val_fraction` of each source's faces.
+
+    Synthesized records (source `synth:<x>`) are counted with their source `<x>`, since they share groups.
+    """
+    if not 0.0 < val_fraction < 1.0:
+        raise ValueError(f"val_fraction must be between 0 and 1, got {val_fraction}")
+    sizes: dict[tuple[str, bool], dict[str, int]] = defaultdict(lambda: defaultdict(int))
+    rare_groups = {r.group for r in records if r.label == RARE_LABEL}
+    for record in records:
+        if record.source.startswith("synth:"):
+            continue
+        sizes[(record.source, record.group in rare_groups)][record.group] += 1
+    val_groups: set[str] = set()
+    for stratum in sorted(sizes):
+        groups = sizes[stratum]
+        target = val_fraction * sum(groups.values())
+        taken = 0
+        for group in sorted(groups, key=lambda g: _order_key(g, seed)):
+            if taken >= target:
+                break
+            val_groups.add(group)
+            taken += groups[group]
+    return val_groups
+
+
+def split_records(
+    records: list[FaceRecord], val_fraction: float = 0.2, seed: int = 0
+) -> tuple[list[FaceRecord], list[FaceRecord]]:
+    """(train, validation) records; no group is on both sides."""
+    val_groups = split_groups(records, val_fraction, seed)
+    train = [r for r in records if r.group not in val_groups]
+    val = [r for r in records if r.group in val_groups]
+    return train, val
