@@ -100,6 +100,9 @@ class StatusConfig:
     port: int = _opt(0, "status page port; 0 = off", lo=0, hi=65535)
     host: str = _opt("127.0.0.1", "address the status page binds to")
     token: str = _opt("", "required for any non-loopback bind; sent as ?token= or a Bearer header")
+    preview_fps: float = _opt(5.0, "live view frame rate cap; encoded only while someone watches", lo=0.5, hi=30.0)
+    preview_quality: int = _opt(70, "live view JPEG quality", lo=10, hi=95)
+    stale_s: float = _opt(5.0, "/healthz turns 503 when no frame came for this long", lo=0.5, hi=600.0)
 
 
 @dataclass(frozen=True)
@@ -122,6 +125,8 @@ class MqttConfig:
     password: str = _opt("", "MQTT password")
     topic_prefix: str = _opt("maskwatch", "topics start with this")
     discovery_prefix: str = _opt("homeassistant", "Home Assistant MQTT discovery prefix")
+    node_id: str = _opt("", "device id in topics and Home Assistant; empty = this machine's host name")
+    violation_hold_s: float = _opt(5.0, "'violation now' stays on this long after the last violation seen", lo=0.0, hi=600.0)
 
 
 @dataclass(frozen=True)
