@@ -1,0 +1,523 @@
+"""Frame sources behind one interface: `open()`, `read()` -> BGR frame or None at the end, `close()`.
+
+The loop neither knows nor cares where frames come from: a Pi camera (picamera2), a USB camera, a video
+file or RTSP stream (OpenCV), a folder of images, or frames in memory (the demo and tests). Every source
+returns HxWx3 uint8 frames in BGR order; colour order is converted at this boundary, nowhere else.
+
+A live camera that stops giving frames raises CameraError; `RetryingSource` turns that into reopen
+attempts with backoff, so a lost camera is retried, never fatal. `FrameRateCap` and `MotionGate` are the
+two cheap ways to spend less CPU.
+"""
+
+from __future__ import annotations
+
+import logging
+import threading
+import time
+from collections.abc import Callable, Iterable, Sequence
+from pathlib import Path
+from typing import Protocol
+
+import cv2
+import numpy as np
+
+from edge.config import CameraConfig
+
+log = logging.getLogger(__name__)
+
+IMAGE_SUFFIXES = (".jpg", ".jpeg", ".png", ".bmp", ".webp", ".tif", ".tiff")
+
+
+class CameraError(OSError):
+    """The camera could not be opened or stopped giving frames. Retried by RetryingSource."""
+
+
+class SourceConfigError(ValueError):
+    """`camera.source` names something that cannot be a frame source (e.g. a path that does not exist)."""
+
+
+class FrameSource(Protocol):
+    name: str
+
+    def open(self) -> None: ...
+
+    def read(self) -> np.ndarray | None:
+        """The next BGR uint8 frame, or None when a finite source has ended. Raises CameraError."""
+
+    def close(self) -> None: ...
+
+
+def fit_within(frame: np.ndarray, width: int, height: int) -> np.ndarray:
+    """Downscale (never upscale) to fit width x height, keeping the aspect; the same array if it fits."""
+    h, w = frame.shape[:2]
+    scale = min(width / w, height / h)
+    if scale >= 1.0:
+        return frame
+    size = (max(1, round(w * scale)), max(1, round(h * scale)))
+    return cv2.resize(frame, size, interpolation=cv2.INTER_AREA)
+
+
+def as_bgr(image: np.ndarray) -> np.ndarray:
+    """Grey or BGRA images (PNG folders) to 3-channel BGR."""
+    if image.ndim == 2:
+        return cv2.cvtColor(image, cv2.COLOR_GRAY2BGR)
+    if image.shape[2] == 4:
+        return cv2.cvtColor(image, cv2.COLOR_BGRA2BGR)
+    return image
+
+
+# --- picamera2 -------------------------------------------------------------------------------------
+
+
+def yuv420_to_bgr(buffer: np.ndarray, width: int, height: int, stride: int) -> np.ndarray:
+    """A planar YUV420 (I420) buffer with rows `stride` bytes apart, as a BGR frame.
+
+    picamera2 hands the lores stream over as (height * 3 / 2, stride) bytes: the Y plane of `height`
+    rows, then U and V planes of height/2 rows each `stride / 2` bytes apart. When stride == width this
+    is exactly OpenCV's I420 layout and converts without a copy; otherwise the padding is cut from each
+    plane first (slicing the combined array would mix U and V rows).
+    """
+    flat = buffer.reshape(-1)
+    if stride == width:
+        return cv2.cvtColor(
+            flat[: width * height * 3 // 2].reshape(height * 3 // 2, width), cv2.COLOR_YUV2BGR_I420
+        )
+    half_w, half_h, half_stride = width // 2, height // 2, stride // 2
+    y_end = stride * height
+    u_end = y_end + half_stride * half_h
+    i420 = np.empty((height * 3 // 2, width), np.uint8)
+    i420[:height] = flat[:y_end].reshape(height, stride)[:, :width]
+    chroma = i420[height:].reshape(-1)
+    plane = half_w * half_h
+    chroma[:plane] = flat[y_end:u_end].reshape(half_h, half_stride)[:, :half_w].reshape(-1)
+    chroma[plane:] = (
+        flat[u_end : u_end + half_stride * half_h].reshape(half_h, half_stride)[:, :half_w].reshape(-1)
+    )
+    return cv2.cvtColor(i420, cv2.COLOR_YUV2BGR_I420)
+
+
+class Picamera2Source:
+    """The Pi camera: a `main` stream for snapshots and a small `lores` YUV420 stream for analysis.
+
+    The ISP scales the sensor image to the lores size for free, so analysis never resizes on the CPU.
+    "RGB888" in libcamera's naming is B, G, R in memory, i.e. already OpenCV's BGR: no swap.
+    picamera2 is imported here, lazily: it only comes from apt on Raspberry Pi OS.
+    """
+
+    def __init__(self, config: CameraConfig, capture_timeout_s: float = 2.0):
+        self.config = config
+        self.name = "picamera2"
+        self.capture_timeout_s = capture_timeout_s
+        self._camera = None
+        self._lores: tuple[int, int, int] | None = None  # width, height, stride
+        self._mapped_array = None
+
+    def open(self) -> None:
+        try:
+            from picamera2 import MappedArray, Picamera2
+        except ImportError as exc:
+            raise SourceConfigError(
+                "camera.source: picamera2 is not installed (on Raspberry Pi OS: sudo apt install python3-picamera2; "
+                "create the venv with --system-site-packages)"
+            ) from exc
+        c = self.config
+        try:
+            camera = Picamera2()
+            video = camera.create_video_configuration(
+                main={"size": (c.snapshot_width, c.snapshot_height), "format": "RGB888"},
+                lores={"size": (c.width, c.height), "format": "YUV420"},
+                controls={"FrameRate": c.fps_limit} if c.fps_limit else {},
+                buffer_count=4,
+            )
+            camera.configure(video)
+            camera.start()
+        except Exception as exc:  # libcamera raises RuntimeError/IndexError when no camera is attached
+            raise CameraError(f"picamera2: cannot start the camera ({exc})") from exc
+        lores = camera.camera_configuration()["lores"]
+        self._lores = (lores["size"][0], lores["size"][1], lores["stride"])
+        self._camera, self._mapped_array = camera, MappedArray
+        log.info(
+            "picamera2 started: lores %dx%d stride %d YUV420, main %s RGB888",
+            *self._lores,
+            video["main"]["size"],
+        )
+
+    def read(self) -> np.ndarray:
+        if self._camera is None:
+            raise CameraError("picamera2: camera not open")
+        try:
+            request = self._capture_request()
+        except Exception as exc:
+            raise CameraError(f"picamera2: no frame within {self.capture_timeout_s} s ({exc})") from exc
+        try:
+            with self._mapped_array(request, "lores", reshape=False) as mapped:  # no copy of the YUV buffer
+                width, height, stride = self._lores
+                return yuv420_to_bgr(mapped.array, width, height, stride)
+        finally:
+            request.release()
+
+    def _capture_request(self):
+        try:
+            job = self._camera.capture_request(wait=False)
+            return self._camera.wait(job, timeout=self.capture_timeout_s)
+        except TypeError:  # picamera2 older than 0.3.17 has no timeout
+            return self._camera.capture_request()
+
+    def snapshot(self) -> np.ndarray:
+        """A full-resolution BGR frame from the main stream (for violation snapshots)."""
+        return self._camera.capture_array("main")
+
+    def close(self) -> None:
+        camera, self._camera = self._camera, None
+        if camera is not None:
+            try:
+                camera.stop()
+            finally:
+                camera.close()
+
+
+# --- OpenCV: USB camera, video file, RTSP ------------------------------------------------------------
+
+
+class VideoCaptureSource:
+    """OpenCV capture of a USB camera index, a /dev/video node, a video file or an RTSP/HTTP URL.
+
+    A video file is finite: it ends (or rewinds with `loop`). A camera or stream that fails to read is
+    lost: CameraError.
+    """
+
+    def __init__(self, target: int | str, config: CameraConfig):
+        self.target = target
+        self.config = config
+        self.is_file = isinstance(target, str) and Path(target).is_file()
+        self.name = f"usb camera {target}" if isinstance(target, int) else str(target)
+        self._capture: cv2.VideoCapture | None = None
+
+    def open(self) -> None:
+        if isinstance(self.target, str) and "://" in self.target:
+            capture = cv2.VideoCapture(self.target, cv2.CAP_FFMPEG)
+        else:
+            capture = cv2.VideoCapture(self.target)
+        if not capture.isOpened():
+            capture.release()
+            raise CameraError(f"{self.name}: cannot open")
+        if not self.is_file:
+            capture.set(cv2.CAP_PROP_FRAME_WIDTH, self.config.width)
+            capture.set(cv2.CAP_PROP_FRAME_HEIGHT, self.config.height)
+            capture.set(cv2.CAP_PROP_BUFFERSIZE, 1)  # the newest frame, not one queued behind a slow loop
+        self._capture = capture
+        log.info("%s opened", self.name)
+
+    def read(self) -> np.ndarray | None:
+        if self._capture is None:
+            raise CameraError(f"{self.name}: not open")
+        ok, frame = self._capture.read()
+        if not ok and self.is_file and self.config.loop:
+            self._capture.set(cv2.CAP_PROP_POS_FRAMES, 0)
+            ok, frame = self._capture.read()
+        if not ok:
+            if self.is_file:
+                return None
+            raise CameraError(f"{self.name}: no frame")
+        return fit_within(as_bgr(frame), self.config.width, self.config.height)
+
+    def close(self) -> None:
+        capture, self._capture = self._capture, None
+        if capture is not None:
+            capture.release()
+
+
+# --- frames from files or memory --------------------------------------------------------------------
+
+
+class ImageFolderSource:
+    """Every image in a folder (or one image file), in name order; unreadable files are skipped."""
+
+    def __init__(self, path: str | Path, config: CameraConfig):
+        self.path = Path(path)
+        self.config = config
+        self.name = str(path)
+        self._files: list[Path] = []
+        self._next = 0
+
+    def open(self) -> None:
+        if self.path.is_file():
+            self._files = [self.path]
+        else:
+            self._files = sorted(p for p in self.path.iterdir() if p.suffix.lower() in IMAGE_SUFFIXES)
+        if not self._files:
+            raise CameraError(f"{self.path}: no images ({', '.join(IMAGE_SUFFIXES)})")
+        self._next = 0
+        log.info("%s: %d images", self.path, len(self._files))
+
+    def read(self) -> np.ndarray | None:
+        while True:
+            if self._next >= len(self._files):
+                if not (self.config.loop and self._files):
+                    return None
+                self._next = 0
+            path = self._files[self._next]
+            self._next += 1
+            image = cv2.imread(str(path), cv2.IMREAD_UNCHANGED)
+            if image is None:
+                log.warning("%s: not a readable image, skipped", path)
+                continue
+            if image.dtype != np.uint8:
+                image = cv2.convertScaleAbs(image, alpha=255.0 / max(1.0, float(image.max())))
+            return fit_within(as_bgr(image), self.config.width, self.config.height)
+
+    def close(self) -> None:
+        self._files = []
+
+
+class FrameListSource:
+    """Frames already in memory (the demo sequence, tests, benchmarks): BGR, returned without copying."""
+
+    def __init__(
+        self,
+        frames: Sequence[np.ndarray] | Callable[[], Sequence[np.ndarray]],
+        name: str = "frames",
+        loop: bool = False,
+    ):
+        self._frames_or_factory = frames
+        self._frames: Sequence[np.ndarray] = ()
+        self.name = name
+        self.loop = loop
+        self._next = 0
+
+    def open(self) -> None:
+        frames = self._frames_or_factory
+        self._frames = frames() if callable(frames) else frames
+        self._next = 0
+
+    def read(self) -> np.ndarray | None:
+        if self._next >= len(self._frames):
+            if not (self.loop and self._frames):
+                return None
+            self._next = 0
+        frame = self._frames[self._next]
+        self._next += 1
+        return frame
+
+    def close(self) -> None:
+        pass
+
+
+def _demo_frames() -> list[np.ndarray]:
+    from edge.demo import demo_frames  # builds from scikit-image's bundled images; imported only for --demo
+
+    return list(demo_frames())
+
+
+def open_source(spec: str, config: CameraConfig) -> FrameSource:
+    """The source named by `camera.source` (or --source): not opened yet.
+
+    "picamera2", "demo", a USB index ("0"), /dev/videoN, an rtsp:// or http:// URL, an image folder, an
+    image file or a video file. A path that does not exist is a configuration error, not a lost camera.
+    """
+    spec = str(spec).strip()
+    if spec == "picamera2":
+        return Picamera2Source(config)
+    if spec == "demo":
+        return FrameListSource(_demo_frames, name="demo", loop=config.loop)
+    if spec.isdigit():
+        return VideoCaptureSource(int(spec), config)
+    if "://" in spec or spec.startswith("/dev/video"):
+        return VideoCaptureSource(spec, config)
+    path = Path(spec).expanduser()
+    if path.is_dir() or (path.is_file() and path.suffix.lower() in IMAGE_SUFFIXES):
+        return ImageFolderSource(path, config)
+    if path.is_file():
+        return VideoCaptureSource(str(path), config)
+    raise SourceConfigError(
+        f"camera.source: {spec!r} is not picamera2, demo, a camera index, a URL, or an existing file or folder"
+    )
+
+
+# --- wrappers -----------------------------------------------------------------------------------------
+
+
+class RetryingSource:
+    """Reopens a lost camera with exponential backoff; a lost camera is never fatal.
+
+    `read()` raises CameraError while the camera is lost, but never blocks longer than `poll_s`, so the
+    loop can show the fault pattern and keep the systemd watchdog fed between attempts. `wait` is the
+    stop event's wait (returns True once stop is requested), so SIGTERM cuts a backoff short.
+    """
+
+    def __init__(
+        self,
+        factory: Callable[[], FrameSource],
+        initial_s: float = 1.0,
+        max_s: float = 30.0,
+        *,
+        clock: Callable[[], float] = time.monotonic,
+        wait: Callable[[float], bool] | None = None,
+        poll_s: float = 1.0,
+    ):
+        self._factory = factory
+        self.initial_s, self.max_s, self.poll_s = initial_s, max_s, poll_s
+        self._clock = clock
+        self._wait = wait or threading.Event().wait
+        self._source: FrameSource | None = None
+        self._delay = initial_s
+        self._next_attempt = 0.0
+        self.failures = 0  # consecutive failed opens or reads
+        self.reconnects = 0
+        self.name = "camera"
+
+    def open(self) -> None:
+        """First attempt; a camera that is not there yet is retried by `read()`, not raised."""
+        try:
+            self._try_open()
+        except CameraError as exc:
+            log.warning("%s; the alarm runs without frames until it comes", exc)
+
+    def read(self) -> np.ndarray | None:
+        if self._source is None:
+            self._wait_for_attempt()
+            self._try_open()
+        try:
+            frame = self._source.read()
+        except Exception as exc:
+            self._lost(exc)
+            raise CameraError(f"{self.name}: lost ({exc})") from exc
+        if self.failures:
+            log.info("%s: frames again after %d failed attempts", self.name, self.failures)
+            self.failures, self._delay = 0, self.initial_s
+        return frame
+
+    def snapshot(self) -> np.ndarray | None:
+        source = self._source
+        return source.snapshot() if source is not None and hasattr(source, "snapshot") else None
+
+    def close(self) -> None:
+        source, self._source = self._source, None
+        if source is not None:
+            source.close()
+
+    def _wait_for_attempt(self) -> None:
+        remaining = self._next_attempt - self._clock()
+        if remaining > 0:
+            self._wait(min(remaining, self.poll_s))
+            if self._next_attempt - self._clock() > 1e-6:
+                raise CameraError(
+                    f"{self.name}: lost; next attempt in {self._next_attempt - self._clock():.1f} s"
+                )
+
+    def _try_open(self) -> None:
+        source = self._factory()
+        self.name = getattr(source, "name", self.name)
+        try:
+            source.open()
+        except SourceConfigError:
+            raise
+        except Exception as exc:
+            try:
+                source.close()
+            except Exception:
+                log.debug("closing a failed source raised", exc_info=True)
+            self._lost(exc)
+            raise CameraError(f"{self.name}: cannot open ({exc})") from exc
+        if self.failures:
+            self.reconnects += 1
+        self._source = source
+
+    def _lost(self, exc: Exception) -> None:
+        self.close()
+        self.failures += 1
+        self._next_attempt = self._clock() + self._delay
+        log.warning("%s: %s; retrying in %.1f s (attempt %d)", self.name, exc, self._delay, self.failures)
+        self._delay = min(self._delay * 2.0, self.max_s)
+
+
+class FrameRateCap:
+    """At most `fps` frames a second: sleeps until the next frame is due (0 = no cap)."""
+
+    def __init__(
+        self,
+        source: FrameSource,
+        fps: float,
+        *,
+        clock: Callable[[], float] = time.monotonic,
+        wait: Callable[[float], object] = time.sleep,
+    ):
+        self.source = source
+        self.period = 1.0 / fps if fps > 0 else 0.0
+        self._clock, self._wait = clock, wait
+        self._due = None
+
+    @property
+    def name(self) -> str:
+        return self.source.name
+
+    def open(self) -> None:
+        self.source.open()
+
+    def read(self) -> np.ndarray | None:
+        if self.period:
+            now = self._clock()
+            if self._due is not None and now < self._due:
+                self._wait(self._due - now)
+                now = self._due
+            # Never try to catch up a backlog: the next slot counts from now if we are late.
+            self._due = now + self.period
+        return self.source.read()
+
+    def snapshot(self):
+        return self.source.snapshot() if hasattr(self.source, "snapshot") else None
+
+    def close(self) -> None:
+        self.source.close()
+
+
+class MotionGate:
+    """Says whether the scene changed since the last frame, from a 80x60 grey thumbnail (~0.1 ms).
+
+    A still, empty entrance is most of the day; skipping detection there saves most of the CPU (and heat)
+    without missing anyone: a person walking in is motion.
+    """
+
+    def __init__(self, threshold: float = 0.01, pixel_delta: int = 20, size: tuple[int, int] = (80, 60)):
+        self.threshold = threshold
+        self.pixel_delta = pixel_delta
+        self.size = size
+        self._previous: np.ndarray | None = None
+
+    def is_still(self, frame: np.ndarray) -> bool:
+        thumb = cv2.cvtColor(cv2.resize(frame, self.size, interpolation=cv2.INTER_AREA), cv2.COLOR_BGR2GRAY)
+        previous, self._previous = self._previous, thumb
+        if previous is None or previous.shape != thumb.shape:
+            return False
+        changed = np.count_nonzero(cv2.absdiff(thumb, previous) > self.pixel_delta)
+        return changed / thumb.size < self.threshold
+
+    def reset(self) -> None:
+        self._previous = None
+
+
+def build_source(
+    config: CameraConfig,
+    spec: str | None = None,
+    *,
+    stop: threading.Event | None = None,
+    clock: Callable[[], float] = time.monotonic,
+) -> FrameSource:
+    """The production stack for `camera.source`: the source, retried with backoff, capped in frame rate."""
+    spec = config.source if spec is None else spec
+    open_source(spec, config)  # a wrong path or name fails now, at start, not on every retry
+    wait = stop.wait if stop is not None else None
+    retrying = RetryingSource(
+        lambda: open_source(spec, config), config.retry_initial_s, config.retry_max_s, clock=clock, wait=wait
+    )
+    return FrameRateCap(retrying, config.fps_limit, clock=clock, wait=wait or time.sleep)
+
+
+def iter_frames(source: FrameSource) -> Iterable[np.ndarray]:
+    """All frames of a finite source (tools and tests)."""
+    source.open()
+    try:
+        while (frame := source.read()) is not None:
+            yield frame
+    finally:
+        source.close()

@@ -1,0 +1,220 @@
+"""Who is a violator: tracking, voting and cooldown, with no I/O and an injected clock.
+
+One frame's classifier output is noisy, but a person walking towards the door is seen 10 to 30 times.
+So faces are linked across frames into tracks by IoU, each track votes over its last N frames (a frame
+whose top score sits in the uncertain band casts no vote), and a track decided to be a violation alarms
+once, then not again for a cooldown. Faces that are too small, cut by the frame edge or outside the
+region of interest are tracked but never vote. Everything is plain numbers in and plain records out, so
+tests feed it timestamps and boxes.
+"""
+
+from __future__ import annotations
+
+import logging
+from collections import Counter, deque
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass, field
+
+from edge.config import DecisionConfig
+from edge.results import AlarmEvent
+
+log = logging.getLogger(__name__)
+
+Box = tuple[float, float, float, float]  # x1, y1, x2, y2 in pixels
+
+MASK_LABEL = "with_mask"
+VIOLATION_LABELS = ("without_mask", "mask_weared_incorrect")
+
+PENDING, OK, VIOLATION, IGNORED = "pending", "ok", "violation", "ignored"
+
+
+@dataclass(frozen=True)
+class Observation:
+    """One face in one frame, as the decider needs it; label is None for faces that were not classified."""
+
+    box: Box
+    label: str | None = None
+    score: float = 0.0
+    scores: Mapping[str, float] = field(default_factory=dict)
+
+
+@dataclass(frozen=True)
+class FaceDecision:
+    track_id: int
+    decision: str  # pending | ok | violation | ignored
+    reason: str = ""  # why ignored: "small", "edge" or "roi"
+
+
+@dataclass
+class _Vote:
+    label: str | None  # None: the frame was too uncertain to vote
+    violation_prob: float
+
+
+@dataclass
+class Track:
+    """One person seen across frames."""
+
+    track_id: int
+    box: Box
+    first_seen: float
+    last_seen: float
+    frames_seen: int = 1
+    votes: deque = field(default_factory=deque)
+    decision: str = PENDING
+    alarmed_at: float | None = None
+
+
+def iou(a: Box, b: Box) -> float:
+    """Intersection over union of two boxes; 0 for boxes that do not overlap."""
+    ix = min(a[2], b[2]) - max(a[0], b[0])
+    iy = min(a[3], b[3]) - max(a[1], b[1])
+    if ix <= 0 or iy <= 0:
+        return 0.0
+    inter = ix * iy
+    union = (a[2] - a[0]) * (a[3] - a[1]) + (b[2] - b[0]) * (b[3] - b[1]) - inter
+    return inter / union if union > 0 else 0.0
+
+
+def match_boxes(tracks: Sequence[Box], faces: Sequence[Box], min_iou: float) -> dict[int, int]:
+    """Greedy one-to-one matching, best IoU first: {face index: track index}.
+
+    A handful of faces per frame makes greedy matching as good as Hungarian and far simpler.
+    """
+    pairs = sorted(
+        ((iou(t, f), ti, fi) for ti, t in enumerate(tracks) for fi, f in enumerate(faces)),
+        reverse=True,
+    )
+    matched: dict[int, int] = {}
+    used_tracks: set[int] = set()
+    for overlap, ti, fi in pairs:
+        if overlap < min_iou:
+            break
+        if ti in used_tracks or fi in matched:
+            continue
+        matched[fi] = ti
+        used_tracks.add(ti)
+    return matched
+
+
+class Decider:
+    """Turns per-frame classifications into per-person decisions and alarm events."""
+
+    def __init__(self, config: DecisionConfig | None = None):
+        self.config = config or DecisionConfig()
+        self._tracks: list[Track] = []
+        self._next_id = 1
+
+    @property
+    def tracks(self) -> tuple[Track, ...]:
+        """The people currently tracked (read-only view for status pages and tests)."""
+        return tuple(self._tracks)
+
+    def ignore_reason(self, box: Box, frame_width: int, frame_height: int) -> str | None:
+        """Why a face must not vote ("small", "edge", "roi"), or None if it counts.
+
+        The loop asks this before classifying, so ignored faces cost no classifier time.
+        """
+        c = self.config
+        x1, y1, x2, y2 = box
+        if y2 - y1 < c.min_face_px:
+            return "small"
+        m = c.edge_margin_px
+        if m and (x1 < m or y1 < m or x2 > frame_width - m or y2 > frame_height - m):
+            return "edge"
+        if c.roi:
+            cx, cy = (x1 + x2) / 2.0 / frame_width, (y1 + y2) / 2.0 / frame_height
+            rx1, ry1, rx2, ry2 = c.roi
+            if not (rx1 <= cx <= rx2 and ry1 <= cy <= ry2):
+                return "roi"
+        return None
+
+    def update(
+        self, timestamp: float, frame_size: tuple[int, int], faces: Sequence[Observation]
+    ) -> tuple[list[FaceDecision], list[AlarmEvent]]:
+        """Feed one frame: a decision per face (same order) and the alarms this frame raises."""
+        self._forget_stale(timestamp)
+        tracks = self._assign(timestamp, faces)
+        decisions, events = [], []
+        for face, track in zip(faces, tracks, strict=True):
+            reason = self.ignore_reason(face.box, *frame_size)
+            if reason is None and face.label is not None:
+                self._vote(track, face)
+            track.decision = self._decide(track)
+            if reason is not None:
+                decisions.append(FaceDecision(track.track_id, IGNORED, reason))
+                continue
+            decisions.append(FaceDecision(track.track_id, track.decision))
+            if track.decision == VIOLATION and self._may_alarm(track, timestamp):
+                track.alarmed_at = timestamp
+                events.append(self._event(track, timestamp))
+        return decisions, events
+
+    def reset(self) -> None:
+        self._tracks.clear()
+
+    def _forget_stale(self, now: float) -> None:
+        timeout = self.config.track_timeout_s
+        self._tracks = [t for t in self._tracks if now - t.last_seen <= timeout]
+
+    def _assign(self, now: float, faces: Sequence[Observation]) -> list[Track]:
+        matched = match_boxes([t.box for t in self._tracks], [f.box for f in faces], self.config.track_iou)
+        assigned = []
+        for index, face in enumerate(faces):
+            if index in matched:
+                track = self._tracks[matched[index]]
+                track.box, track.last_seen = face.box, now
+                track.frames_seen += 1
+            else:
+                track = Track(self._next_id, face.box, now, now, votes=deque(maxlen=self.config.vote_frames))
+                self._next_id += 1
+                self._tracks.append(track)
+            assigned.append(track)
+        return assigned
+
+    def _vote(self, track: Track, face: Observation) -> None:
+        confident = face.score >= 0.5 + self.config.uncertain_band
+        violation_prob = sum(float(face.scores.get(label, 0.0)) for label in VIOLATION_LABELS)
+        if not face.scores and face.label in VIOLATION_LABELS:
+            violation_prob = face.score
+        track.votes.append(_Vote(face.label if confident else None, violation_prob))
+
+    def _decide(self, track: Track) -> str:
+        cast = [v.label for v in track.votes if v.label is not None]
+        if len(cast) < self.config.min_votes:
+            return PENDING
+        violations = sum(label in VIOLATION_LABELS for label in cast) / len(cast)
+        if violations >= self.config.violation_ratio:
+            return VIOLATION
+        if 1.0 - violations >= self.config.violation_ratio:
+            return OK
+        return PENDING
+
+    def _may_alarm(self, track: Track, now: float) -> bool:
+        return track.alarmed_at is None or now - track.alarmed_at >= self.config.cooldown_s
+
+    def _event(self, track: Track, now: float) -> AlarmEvent:
+        cast = [v for v in track.votes if v.label is not None]
+        counts = Counter(v.label for v in cast if v.label in VIOLATION_LABELS)
+        # Ties go to "without_mask": the more serious of the two.
+        label = max(VIOLATION_LABELS, key=lambda name: (counts[name], name == "without_mask"))
+        score = sum(v.violation_prob for v in cast) / len(cast)
+        x1, y1, x2, y2 = track.box
+        log.info(
+            "track %d decided %s (%d of %d votes, violation p=%.2f, face %d px)",
+            track.track_id,
+            label,
+            sum(counts.values()),
+            len(cast),
+            score,
+            y2 - y1,
+        )
+        return AlarmEvent(
+            timestamp=now,
+            track_id=track.track_id,
+            label=label,
+            score=float(score),
+            track_length=track.frames_seen,
+            face_px=int(round(y2 - y1)),
+            box=(float(x1), float(y1), float(x2), float(y2)),
+        )
