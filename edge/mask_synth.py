@@ -1,0 +1,401 @@
+"""Draw synthetic face masks, worn correctly or wrongly, on unmasked faces (numpy and OpenCV only).
+
+Why it exists: real faces with a mask worn wrongly are scarce (about 90 in our data), and our unmasked and
+masked photos differ in crop style, so a model can learn the crop instead of the mask. Drawing the same face
+unmasked, masked and wrongly masked breaks that shortcut, balances the classes, and gives tests and
+`maskwatch run --demo` faces whose truth is known. Everything is drawn by code: no mask images are copied.
+
+Use: `draw_mask(image, keypoints, box, placement, rng)` with BlazeFace's six keypoints (right eye, left eye,
+nose tip, mouth, right ear, left ear; pixels) and the face box. It returns a new image of the same shape
+and dtype. Colours are defined in RGB and written in `color_order` ("BGR" by default, the order OpenCV and
+the daemon use); pass "RGB" for images loaded by PIL or scikit-image, so a light-blue surgical mask stays
+light blue. Shapes, colours, patterns and wear are varied by `random_style(rng)`; a given rng state always
+draws the same mask.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from dataclasses import dataclass
+
+import cv2
+import numpy as np
+
+from edge.mask_geometry import FaceFrame, MaskOutline, face_frame
+
+PLACEMENTS_CORRECT = ("correct",)
+# below_nose: mouth and chin covered, nose out (the common mistake); mouth_only: nose and chin out;
+# chin_out: nose and mouth covered, chin out (the subtlest; MaskedFace-Net's "uncov-chin");
+# on_chin: nose and mouth out, the mask on the chin.
+PLACEMENTS_INCORRECT = ("below_nose", "mouth_only", "chin_out", "on_chin")
+PLACEMENTS = PLACEMENTS_CORRECT + PLACEMENTS_INCORRECT
+
+SHAPES = ("surgical", "cloth", "kn95", "n95")
+PATTERNS = ("plain", "stripes", "dots", "plaid", "noise")
+
+# Each shape worn correctly, in face units below the eye line (see edge/mask_geometry.py).
+_OUTLINES = {
+    "surgical": MaskOutline(0.28, 0.17, 1.3, 1.88, 0.55, 2.0, 1.0),
+    "cloth": MaskOutline(0.25, 0.30, 2.0, 1.92, 0.65, 1.5, 0.85),
+    "kn95": MaskOutline(0.22, 0.28, 1.0, 1.95, 0.75, 1.0, 0.90),
+    "n95": MaskOutline(0.30, 0.30, 2.0, 1.85, 0.60, 2.0, 0.80),
+}
+_SHAPE_WIDTH = {"surgical": 1.0, "cloth": 0.97, "kn95": 0.95, "n95": 0.86}
+
+# placement: (top centre range, bottom centre range, width scale range), in face units.
+_PLACEMENT_RANGES = {
+    "correct": ((0.20, 0.34), (1.78, 1.98), (0.86, 0.98)),
+    "below_nose": ((0.66, 0.80), (1.80, 2.00), (0.86, 0.96)),
+    "mouth_only": ((0.66, 0.78), (1.28, 1.42), (0.84, 0.95)),
+    "chin_out": ((0.20, 0.34), (1.25, 1.40), (0.86, 0.98)),
+    "on_chin": ((1.18, 1.32), (2.00, 2.20), (0.78, 0.90)),
+}
+
+RGB = tuple[int, int, int]
+
+_SURGICAL_COLOURS: tuple[RGB, ...] = (
+    (150, 200, 230), (120, 180, 225), (170, 212, 236), (100, 165, 210), (160, 215, 195),
+    (240, 240, 238), (228, 232, 235), (35, 35, 38), (235, 165, 190), (175, 175, 180),
+)  # fmt: skip
+_RESPIRATOR_COLOURS: tuple[RGB, ...] = (
+    (240, 240, 236), (232, 230, 222), (245, 245, 245), (30, 30, 32), (140, 140, 145), (225, 200, 175),
+    (150, 200, 230),
+)  # fmt: skip
+_CLOTH_COLOURS: tuple[RGB, ...] = (
+    (30, 30, 35), (45, 50, 80), (235, 235, 235), (120, 120, 125), (170, 40, 50), (60, 120, 80),
+    (220, 200, 170), (120, 70, 140), (230, 200, 60), (40, 110, 150), (200, 100, 60), (240, 170, 190),
+)  # fmt: skip
+_LOOP_COLOURS: tuple[RGB, ...] = ((245, 245, 245), (230, 230, 225), (30, 30, 30), (150, 200, 230))
+
+
+@dataclass(frozen=True)
+class MaskStyle:
+    """How one mask looks. Colours are RGB; lengths in face units unless named in pixels."""
+
+    shape: str = "surgical"  # one of SHAPES
+    color: RGB = (150, 200, 230)
+    pattern: str = "plain"  # one of PATTERNS
+    pattern_color: RGB = (245, 245, 245)
+    pattern_scale: float = 0.25  # stripe period or dot spacing
+    pattern_angle: float = 0.0  # degrees in the face frame, so stripes follow head roll
+    pleats: int = 3  # horizontal folds (surgical masks)
+    seam: bool = False  # a vertical centre seam (cloth and KN95 masks)
+    valve: bool = False  # an exhalation valve (respirators)
+    ear_loops: bool = True
+    loop_color: RGB = (245, 245, 245)
+    shading: float = 0.25  # darkening towards the sides of a round face
+    lighting: float = 0.5  # how much of the scene's light and shade falls on the mask
+    texture: float = 0.03  # fabric grain, relative brightness
+    edge_softness: float = 1.0  # outline blur, scaled by face size
+    blur_px: float = 0.5  # blur of the whole mask, to match the photo's sharpness
+
+
+@dataclass(frozen=True)
+class MaskDrawing:
+    """A drawn mask: the new image, how much mask each pixel got (0..1), and the outline in pixels."""
+
+    image: np.ndarray
+    coverage: np.ndarray  # float32 (H, W)
+    outline: np.ndarray  # (N, 2) pixels
+
+
+def _pick(rng: np.random.Generator, options: Sequence) -> object:
+    return options[int(rng.integers(len(options)))]
+
+
+def _jitter(rng: np.random.Generator, colour: RGB, amount: float) -> RGB:
+    values = np.asarray(colour, dtype=np.float64) * rng.uniform(1 - amount, 1 + amount) + rng.normal(0, 6, 3)
+    return tuple(int(c) for c in np.clip(values, 0, 255))
+
+
+def random_style(rng: np.random.Generator) -> MaskStyle:
+    """A random mask: mostly surgical and cloth, like the masks people wear at an entrance."""
+    shape = str(rng.choice(SHAPES, p=[0.45, 0.32, 0.13, 0.10]))
+    palette = {"surgical": _SURGICAL_COLOURS, "cloth": _CLOTH_COLOURS}.get(shape, _RESPIRATOR_COLOURS)
+    colour = _jitter(rng, _pick(rng, palette), 0.08)
+    if shape == "cloth" and rng.random() < 0.25:  # any colour at all
+        hsv = np.uint8([[[rng.integers(180), rng.integers(40, 255), rng.integers(40, 250)]]])
+        colour = tuple(int(c) for c in cv2.cvtColor(hsv, cv2.COLOR_HSV2RGB)[0, 0])
+    pattern_chance = {"cloth": 0.55, "surgical": 0.08}.get(shape, 0.03)
+    pattern = str(_pick(rng, PATTERNS[1:])) if rng.random() < pattern_chance else "plain"
+    pattern_color = _jitter(rng, _pick(rng, _CLOTH_COLOURS + ((250, 250, 250),) * 3), 0.1)
+    return MaskStyle(
+        shape=shape,
+        color=colour,
+        pattern=pattern,
+        pattern_color=pattern_color,
+        pattern_scale=float(rng.uniform(0.12, 0.4)),
+        pattern_angle=float(_pick(rng, (0.0, 90.0, 45.0, -45.0))) + float(rng.normal(0, 5)),
+        pleats=int(rng.integers(2, 5)) if shape == "surgical" else 0,
+        seam=shape in ("cloth", "kn95") and rng.random() < 0.8,
+        valve=shape in ("kn95", "n95") and rng.random() < 0.3,
+        ear_loops=bool(rng.random() < 0.85),
+        loop_color=colour if shape == "cloth" and rng.random() < 0.7 else _pick(rng, _LOOP_COLOURS),
+        shading=float(rng.uniform(0.1, 0.4)),
+        lighting=float(rng.uniform(0.3, 0.9)),
+        texture=float(rng.uniform(0.01, 0.06) if shape == "cloth" else rng.uniform(0.0, 0.03)),
+        edge_softness=float(rng.uniform(0.5, 1.5)),
+        blur_px=float(rng.uniform(0.0, 1.0)),
+    )
+
+
+def placed_outline(shape: str, placement: str, rng: np.random.Generator) -> tuple[MaskOutline, float, float]:
+    """The outline of `shape` worn as `placement`, with random wear: (outline, width scale, sideways shift)."""
+    if placement not in _PLACEMENT_RANGES:
+        raise ValueError(f"placement must be one of {PLACEMENTS}, got {placement!r}")
+    if shape not in _OUTLINES:
+        raise ValueError(f"mask shape must be one of {SHAPES}, got {shape!r}")
+    (top_lo, top_hi), (bottom_lo, bottom_hi), (width_lo, width_hi) = _PLACEMENT_RANGES[placement]
+    outline = _OUTLINES[shape].moved(rng.uniform(top_lo, top_hi), rng.uniform(bottom_lo, bottom_hi))
+    width = rng.uniform(width_lo, width_hi) * _SHAPE_WIDTH[shape]
+    return outline, float(width), float(rng.normal(0.0, 0.04))
+
+
+def draw_mask(
+    image: np.ndarray,
+    keypoints: Sequence[Sequence[float]] | np.ndarray | None,
+    box: Sequence[float],
+    placement: str,
+    rng: np.random.Generator,
+    style: MaskStyle | None = None,
+    color_order: str = "BGR",
+) -> np.ndarray:
+    """`image` with a mask drawn on the face at `box`, worn as `placement`; a new array, same shape and dtype."""
+    return render_mask(image, keypoints, box, placement, rng, style, color_order).image
+
+
+def render_mask(
+    image: np.ndarray,
+    keypoints: Sequence[Sequence[float]] | np.ndarray | None,
+    box: Sequence[float],
+    placement: str,
+    rng: np.random.Generator,
+    style: MaskStyle | None = None,
+    color_order: str = "BGR",
+) -> MaskDrawing:
+    """Like `draw_mask`, and also where the mask went, for tests and for checking a training set."""
+    if image.dtype != np.uint8 or image.ndim not in (2, 3) or (image.ndim == 3 and image.shape[2] != 3):
+        raise ValueError(f"image must be HxW or HxWx3 uint8, got shape {image.shape} dtype {image.dtype}")
+    if color_order not in ("BGR", "RGB"):
+        raise ValueError(f"color_order must be 'BGR' or 'RGB', got {color_order!r}")
+    style = random_style(rng) if style is None else style
+    frame = face_frame(keypoints, box)
+    outline, width, shift = placed_outline(style.shape, placement, rng)
+    polygon = frame.mask_to_image(*outline.polygon().T, width_scale=width, shift=shift)
+    loops = _loop_paths(frame, outline, width, shift) if style.ear_loops else []
+    height_px, width_px = image.shape[:2]
+    coverage = np.zeros((height_px, width_px), np.float32)
+    points = np.concatenate([polygon, *loops]) if loops else polygon
+    margin = int(np.ceil(frame.unit * 0.2)) + 3
+    x0, y0 = np.floor(points.min(axis=0)).astype(int) - margin
+    x1, y1 = np.ceil(points.max(axis=0)).astype(int) + margin
+    x0, y0, x1, y1 = max(x0, 0), max(y0, 0), min(x1, width_px), min(y1, height_px)
+    if x1 <= x0 or y1 <= y0:
+        return MaskDrawing(image.copy(), coverage, polygon)
+    roi = image[y0:y1, x0:x1].astype(np.float32)
+    roi = roi if roi.ndim == 3 else roi[:, :, None]
+    origin = np.array([x0, y0], dtype=np.float64)
+    alpha = _outline_alpha(polygon - origin, roi.shape[:2], style.edge_softness * max(0.6, frame.unit * 0.03))
+    layer = _mask_layer(roi, frame, outline, width, shift, style, (x0, y0), alpha, rng, color_order)
+    if loops:
+        loop_colour = _channels(style.loop_color, roi.shape[2], color_order)
+        thickness = max(1, int(round(frame.unit * 0.03)))
+        _draw_loops(layer, alpha, [path - origin for path in loops], loop_colour, thickness)
+    roi = roi * _contact_shadow(alpha, frame.unit)[:, :, None]
+    blended = roi * (1.0 - alpha[:, :, None]) + layer * alpha[:, :, None]
+    out = image.copy()
+    out[y0:y1, x0:x1] = np.clip(blended + 0.5, 0, 255).astype(np.uint8).reshape(out[y0:y1, x0:x1].shape)
+    coverage[y0:y1, x0:x1] = alpha
+    return MaskDrawing(out, coverage, polygon)
+
+
+def _channels(colour: RGB, channels: int, color_order: str) -> np.ndarray:
+    rgb = np.asarray(colour, dtype=np.float32)
+    if channels == 1:
+        return np.array([rgb @ np.float32([0.299, 0.587, 0.114])], dtype=np.float32)
+    return rgb[::-1].copy() if color_order == "BGR" else rgb
+
+
+def _outline_alpha(polygon: np.ndarray, shape: tuple[int, int], blur_px: float) -> np.ndarray:
+    """Anti-aliased mask coverage (float32 0..1) of the outline, its edge softened by `blur_px`."""
+    canvas = np.zeros(shape, np.uint8)
+    fixed = np.round(polygon * 16).astype(np.int32).reshape(-1, 1, 2)
+    cv2.fillPoly(canvas, [fixed], 255, lineType=cv2.LINE_AA, shift=4)
+    alpha = canvas.astype(np.float32) / 255.0
+    return cv2.GaussianBlur(alpha, (0, 0), blur_px) if blur_px > 0.3 else alpha
+
+
+def _contact_shadow(alpha: np.ndarray, unit: float) -> np.ndarray:
+    """Brightness of the face just outside the mask: a little darker where the fabric stands off the skin."""
+    spread = cv2.GaussianBlur(alpha, (0, 0), max(0.8, unit * 0.06))
+    return 1.0 - 0.3 * np.clip(spread - alpha, 0.0, 1.0)
+
+
+def _loop_paths(frame: FaceFrame, outline: MaskOutline, width: float, shift: float) -> list[np.ndarray]:
+    """Ear loops as pixel polylines: from the mask's corners to the ear point, on the visible side(s).
+
+    A side whose half is much narrower than the other is turned away from the camera; its loop is hidden.
+    """
+    paths = []
+    halves = (frame.half_width_right, frame.half_width_left)
+    for side, ear, half, other in (
+        (-1.0, frame.ear_points[0], halves[0], halves[1]),
+        (1.0, frame.ear_points[1], halves[1], halves[0]),
+    ):
+        if half < 0.6 * other:
+            continue
+        top = frame.mask_to_image(np.array([side]), outline.top(np.array([side])), width, shift)[0]
+        bottom_t = np.array([side * outline.bottom_narrow])
+        bottom = frame.mask_to_image(bottom_t, outline.bottom(np.array([side])), width, shift)[0]
+        up, outward = -frame.v * frame.unit, frame.u * side * frame.unit
+        for start, end in (
+            (top, ear + 0.3 * up + 0.05 * outward),
+            (bottom, ear - 0.35 * up + 0.05 * outward),
+        ):
+            control = (start + end) / 2.0 + 0.08 * outward
+            s = np.linspace(0.0, 1.0, 12)[:, None]
+            paths.append((1 - s) ** 2 * start + 2 * (1 - s) * s * control + s**2 * end)
+    return paths
+
+
+def _draw_loops(
+    layer: np.ndarray, alpha: np.ndarray, paths: list[np.ndarray], colour: np.ndarray, thickness: int
+) -> None:
+    """Draw the loops into the colour layer and its coverage, anti-aliased."""
+    stroke = np.zeros(alpha.shape, np.uint8)
+    fixed = [np.round(path * 16).astype(np.int32).reshape(-1, 1, 2) for path in paths]
+    cv2.polylines(stroke, fixed, False, 255, thickness, lineType=cv2.LINE_AA, shift=4)
+    weight = stroke.astype(np.float32) / 255.0
+    outside = weight * (1.0 - alpha)  # the loop shows where the mask does not
+    total = np.maximum(alpha + outside, 1e-6)
+    layer[:] = (layer * alpha[:, :, None] + colour * outside[:, :, None] * 0.9) / total[:, :, None]
+    alpha += outside
+
+
+def _mask_layer(
+    roi: np.ndarray,
+    frame: FaceFrame,
+    outline: MaskOutline,
+    width: float,
+    shift: float,
+    style: MaskStyle,
+    offset: tuple[int, int],
+    alpha: np.ndarray,
+    rng: np.random.Generator,
+    color_order: str,
+) -> np.ndarray:
+    """The mask's colour in every ROI pixel: pattern, folds, round-face shading, scene light, grain."""
+    rows, cols, channels = roi.shape
+    ys, xs = np.mgrid[offset[1] : offset[1] + rows, offset[0] : offset[0] + cols].astype(np.float32)
+    a, b = frame.image_to_face(xs, ys)
+    t, y = frame.face_to_mask(a, b, width, shift)
+    down = outline.fraction_down(t, y)
+    base = _channels(style.color, channels, color_order)
+    if style.pattern != "plain":
+        weight = _pattern(style, a, b, (rows, cols), rng)
+        ink = _channels(style.pattern_color, channels, color_order)
+        colour = base * (1.0 - weight[:, :, None]) + ink * weight[:, :, None]
+    else:
+        colour = np.broadcast_to(base, (rows, cols, channels))
+    shade = 1.0 - style.shading * np.clip(np.abs(t), 0, 1.2) ** 2 - 0.08 * (2 * down - 1) ** 2
+    shade = shade * _folds(style, t, down, frame.unit) * _scene_light(roi, alpha, style.lighting)
+    grain = _grain(roi, alpha, style.texture, rng)
+    layer = colour * shade[:, :, None] + grain[:, :, None]
+    if style.valve:
+        _draw_valve(layer, frame, outline, width, shift, offset, color_order)
+    if style.blur_px > 0.3:
+        layer = cv2.GaussianBlur(layer, (0, 0), style.blur_px)
+    return layer.reshape(rows, cols, channels)
+
+
+def _pattern(
+    style: MaskStyle, a: np.ndarray, b: np.ndarray, shape: tuple[int, int], rng: np.random.Generator
+) -> np.ndarray:
+    """Pattern ink weight 0..1, drawn in face units so it turns with the head."""
+    angle = np.deg2rad(style.pattern_angle)
+    along = a * np.cos(angle) + b * np.sin(angle)
+    across = -a * np.sin(angle) + b * np.cos(angle)
+    period = style.pattern_scale
+    if style.pattern == "stripes":
+        return np.clip(np.sin(2 * np.pi * along / period) * 3.0 + 0.5, 0, 1).astype(np.float32)
+    if style.pattern == "plaid":
+        first = np.clip(np.sin(2 * np.pi * along / period) * 2.0, 0, 1)
+        second = np.clip(np.sin(2 * np.pi * across / (period * 1.3)) * 2.0, 0, 1)
+        return (0.55 * first + 0.45 * second).astype(np.float32)
+    if style.pattern == "dots":
+        du = along / period - np.round(along / period)
+        dv = across / period - np.round(across / period)
+        radius = 0.28
+        return np.clip((radius - np.sqrt(du**2 + dv**2)) * 12.0, 0, 1).astype(np.float32)
+    if style.pattern == "noise":
+        cells = rng.random((int(rng.integers(4, 10)), int(rng.integers(4, 10)))).astype(np.float32)
+        blobs = cv2.resize(cells, (shape[1], shape[0]), interpolation=cv2.INTER_CUBIC)
+        return np.clip((blobs - 0.5) * 4.0 + 0.5, 0, 1)
+    raise ValueError(f"mask pattern must be one of {PATTERNS}, got {style.pattern!r}")
+
+
+def _folds(style: MaskStyle, t: np.ndarray, down: np.ndarray, unit: float) -> np.ndarray:
+    """Brightness of pleats, hems and seams: dark creases with a lit edge above each."""
+    factor = np.ones(t.shape, np.float32)
+    crease = max(0.012, 1.2 / max(unit * 1.6, 1.0))  # about a pixel or two, whatever the face size
+    for k in range(style.pleats):
+        level = 0.3 + 0.45 * k / max(style.pleats - 1, 1)
+        factor -= 0.22 * np.exp(-(((down - level) / crease) ** 2))
+        factor += 0.10 * np.exp(-(((down - level + 2.2 * crease) / (1.5 * crease)) ** 2))
+    if style.shape in ("surgical", "kn95"):
+        hem = (down < 0.07) | (down > 0.93) | (np.abs(t) > 0.93)
+        factor = np.where(hem, factor * 0.93, factor)
+    if style.seam or style.shape == "kn95":
+        factor -= 0.18 * np.exp(-((t / max(0.015, 2.0 / max(unit, 1.0))) ** 2))
+    return factor
+
+
+def _scene_light(roi: np.ndarray, alpha: np.ndarray, strength: float) -> np.ndarray:
+    """Low-frequency light and shade of the photo under the mask, so the mask sits in the scene's light."""
+    rows, cols = alpha.shape
+    grey = roi.mean(axis=2)
+    small = cv2.resize(grey, (max(cols // 8, 2), max(rows // 8, 2)), interpolation=cv2.INTER_AREA)
+    small = cv2.GaussianBlur(small, (0, 0), 1.5)
+    light = cv2.resize(small, (cols, rows), interpolation=cv2.INTER_LINEAR)
+    inside = alpha > 0.5
+    mean = float(light[inside].mean()) if inside.any() else float(light.mean())
+    return np.clip((light / max(mean, 1.0)) ** strength, 0.5, 1.5)
+
+
+def _grain(roi: np.ndarray, alpha: np.ndarray, texture: float, rng: np.random.Generator) -> np.ndarray:
+    """Pixel noise like the photo's own (a clean mask on a noisy photo would be a shortcut) plus fabric grain."""
+    grey = roi.mean(axis=2)
+    residual = grey - cv2.blur(grey, (3, 3))
+    inside = alpha > 0.5
+    photo_sigma = 1.4826 * float(np.median(np.abs(residual[inside]))) if inside.any() else 0.0
+    sigma = min(photo_sigma, 12.0) + texture * 128.0
+    noise = rng.standard_normal(alpha.shape, dtype=np.float32) * np.float32(sigma)
+    return noise
+
+
+def _draw_valve(
+    layer: np.ndarray,
+    frame: FaceFrame,
+    outline: MaskOutline,
+    width: float,
+    shift: float,
+    offset: tuple[int, int],
+    color_order: str,
+) -> None:
+    """A round exhalation valve on the wearer's left cheek of a respirator."""
+    y = outline.top_centre + 0.6 * (outline.bottom_centre - outline.top_centre)
+    centre = frame.mask_to_image(np.array([0.45]), np.array([y]), width, shift)[0] - np.asarray(offset)
+    radius = max(1, int(round(frame.unit * 0.22)))
+    colour = _channels((70, 72, 78), layer.shape[2], color_order)
+    cv2.circle(
+        layer, (int(round(centre[0])), int(round(centre[1]))), radius, colour.tolist(), -1, cv2.LINE_AA
+    )
+    rim = _channels((150, 150, 155), layer.shape[2], color_order)
+    cv2.circle(
+        layer,
+        (int(round(centre[0])), int(round(centre[1]))),
+        radius,
+        rim.tolist(),
+        max(1, radius // 5),
+        cv2.LINE_AA,
+    )
