@@ -30,7 +30,7 @@ def split_groups(records: list[FaceRecord], val_fraction: float = 0.2, seed: int
     if not 0.0 < val_fraction < 1.0:
         raise ValueError(f"val_fraction must be between 0 and 1, got {val_fraction}")
     sizes: dict[tuple[str, bool], dict[str, int]] = defaultdict(lambda: defaultdict(int))
-    rare_groups = {r.group for r in records if r.label == RARE_LABEL}
+    rare_groups = {r.group for r in records if r.label == RARE_LABEL and not r.source.startswith("synth:")}
     for record in records:
         if record.source.startswith("synth:"):
             continue

