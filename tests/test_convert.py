@@ -1,0 +1,188 @@
+"""convert/: split reading and quantization checks (fast), and a whole conversion of a tiny model."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+from convert.quantize import QuantizationError, anchor_full_range, check_io_quantization
+from convert.samples import hash_split, stratified_pick
+from convert.training_output import TrainingOutputError, read_split_file, read_training_output
+from edge.datasets import FaceSample
+from edge.model_metadata import LABELS, load_metadata
+
+
+def _detail(dtype, scale, zero_point):
+    return {"dtype": dtype, "quantization": (scale, zero_point)}
+
+
+def test_io_check_accepts_uint8_pixels_and_probabilities():
+    check_io_quantization(_detail(np.uint8, 1.0, 0), _detail(np.uint8, 1 / 256, 0))
+
+
+@pytest.mark.parametrize(
+    ("input_detail", "output_detail", "message"),
+    [
+        (_detail(np.uint8, 0.9372549, 0), _detail(np.uint8, 1 / 256, 0), "input .*scale=1.0"),
+        (_detail(np.int8, 1.0, -128), _detail(np.uint8, 1 / 256, 0), "input is int8"),
+        (_detail(np.uint8, 1.0, 0), _detail(np.int8, 1 / 256, -128), "output is int8"),
+        (_detail(np.uint8, 1.0, 0), _detail(np.uint8, 0.1, 0), "softmax"),
+    ],
+)
+def test_io_check_rejects_other_quantization(input_detail, output_detail, message):
+    with pytest.raises(QuantizationError, match=message):
+        check_io_quantization(input_detail, output_detail)
+
+
+def test_anchor_full_range_only_when_needed():
+    full = np.zeros((2, 4, 4, 3), np.uint8)
+    full[1, 0, 0, 0] = 255
+    assert anchor_full_range(full) is full
+    narrow = np.full((2, 4, 4, 3), 100, np.uint8)
+    narrow[0, 1] = 150
+    anchored = anchor_full_range(narrow)
+    assert (anchored.min(), anchored.max()) == (0, 255)
+    assert np.array_equal(anchored[1], narrow[1])  # only the first crop changes
+    assert narrow.max() == 150  # the caller's array is untouched
+
+
+def test_split_files_in_every_accepted_shape(tmp_path):
+    records = [
+        {"image": "faces2/with_mask/a.jpg", "label": "with_mask", "box": None},
+        {"image": "scenes/images/s.jpg", "label": "no_mask", "box": [1, 2, 30, 40]},
+        {"image": "faces2/without_mask/b.jpg", "label": "without_mask", "placement": "chin"},  # synthesized
+    ]
+    expected = [
+        FaceSample(tmp_path / "faces2/with_mask/a.jpg", "with_mask"),
+        FaceSample(tmp_path / "scenes/images/s.jpg", "without_mask", (1.0, 2.0, 30.0, 40.0)),
+    ]
+    (tmp_path / "list.json").write_text(json.dumps(records))
+    (tmp_path / "both.json").write_text(json.dumps({"train": [], "validation": records}))
+    (tmp_path / "lines.jsonl").write_text("\n".join(json.dumps(r) for r in records))
+    (tmp_path / "table.csv").write_text(
+        "image,label,x1,y1,x2,y2,placement\nfaces2/with_mask/a.jpg,with_mask,,,,,\n"
+        "scenes/images/s.jpg,no_mask,1,2,30,40,\nfaces2/without_mask/b.jpg,without_mask,,,,,chin\n"
+    )
+    assert read_split_file(tmp_path / "list.json", tmp_path) == expected
+    assert read_split_file(tmp_path / "both.json", tmp_path, part="val") == expected
+    assert read_split_file(tmp_path / "both.json", tmp_path, part="train") == []
+    assert read_split_file(tmp_path / "lines.jsonl", tmp_path) == expected
+    assert read_split_file(tmp_path / "table.csv", tmp_path) == expected
+
+
+def test_split_record_with_unknown_label_is_an_error(tmp_path):
+    (tmp_path / "val.json").write_text(json.dumps([{"image": "x.jpg", "label": "hat"}]))
+    with pytest.raises(TrainingOutputError, match="known label"):
+        read_split_file(tmp_path / "val.json", tmp_path)
+
+
+def test_training_output_needs_its_summary(tmp_path):
+    (tmp_path / "model.keras").write_bytes(b"")
+    with pytest.raises(TrainingOutputError, match="training_summary.json"):
+        read_training_output(tmp_path / "model.keras", tmp_path)
+    (tmp_path / "training_summary.json").write_text(json.dumps({"labels": list(LABELS)}))
+    with pytest.raises(TrainingOutputError, match="preprocess"):
+        read_training_output(tmp_path / "model.keras", tmp_path)
+
+
+def test_training_output_finds_separate_split_files(tmp_path):
+    (tmp_path / "model.keras").write_bytes(b"")
+    summary = {"labels": list(LABELS), "preprocess": {"input_size": 96, "crop_margin": 0.25}}
+    (tmp_path / "training_summary.json").write_text(json.dumps(summary))
+    (tmp_path / "train_faces.json").write_text(json.dumps([{"image": "a.jpg", "label": "mask"}]))
+    (tmp_path / "val_faces.json").write_text(json.dumps([{"image": "b.jpg", "label": "incorrect"}]))
+    run = read_training_output(tmp_path / "model.keras", Path("/data"))
+    assert (run.spec.input_size, run.spec.crop_margin) == (96, 0.25)
+    assert run.train_samples == [FaceSample(Path("/data/a.jpg"), "with_mask")]
+    assert run.val_samples == [FaceSample(Path("/data/b.jpg"), "mask_weared_incorrect")]
+
+
+def test_hash_split_keeps_scenes_whole_and_is_stable():
+    samples = [FaceSample(Path(f"img{i // 3}.jpg"), "with_mask", (0, 0, 10, 10 + i)) for i in range(300)]
+    train, val = hash_split(samples)
+    assert {s.image for s in train}.isdisjoint({s.image for s in val})
+    assert 0.1 < len(val) / len(samples) < 0.3
+    assert hash_split(samples) == (train, val)
+
+
+def test_stratified_pick_balances_labels():
+    samples = [FaceSample(Path(f"m{i}.jpg"), "with_mask") for i in range(500)]
+    samples += [FaceSample(Path(f"n{i}.jpg"), "without_mask") for i in range(500)]
+    samples += [FaceSample(Path(f"i{i}.jpg"), "mask_weared_incorrect") for i in range(40)]
+    picked = stratified_pick(samples, 300, seed=1)
+    counts = {label: sum(s.label == label for s in picked) for label in LABELS}
+    assert counts == {"with_mask": 130, "without_mask": 130, "mask_weared_incorrect": 40}
+    assert picked == stratified_pick(samples, 300, seed=1)
+
+
+# --- a whole conversion ---------------------------------------------------------------------------
+
+
+@pytest.fixture(scope="module")
+def color_run(tmp_path_factory):
+    pytest.importorskip("tensorflow")
+    from tests.color_model import write_training_run
+
+    root = tmp_path_factory.mktemp("convert")
+    return write_training_run(root / "run", root / "data"), root
+
+
+@pytest.mark.slow
+@pytest.mark.workstation
+def test_conversion_parity_and_sidecar_round_trip(color_run, capsys):
+    from convert.cli import main
+    from edge.classifier import MaskClassifier
+    from tests.color_model import color_image
+
+    keras_model, root = color_run
+    out = root / "models"
+    assert main(["--keras-model", str(keras_model), "--data", str(root / "data"), "--out", str(out)]) == 0
+    assert "top-1 agreement 1.0000" in capsys.readouterr().out
+
+    model = out / "mask_classifier.tflite"
+    meta = load_metadata(model)  # checks the sha256 names this exact file
+    assert meta.labels == list(LABELS)
+    assert (meta.input.dtype, meta.input.scale, meta.input.zero_point) == ("uint8", 1.0, 0)
+    assert (meta.output.dtype, meta.output.scale, meta.output.zero_point) == ("uint8", 1 / 256, 0)
+    assert meta.preprocess.input_size == 24
+    assert meta.training["conversion"]["calibration_crops"] == 312
+    assert meta.training["conversion"]["agreement"] == 1.0
+
+    parity = json.loads((out / "mask_classifier_parity.json").read_text())
+    assert parity["n"] == 78
+    assert parity["agreement"] == 1.0
+    assert set(parity["agreement_by_class"]) == set(LABELS)
+    assert parity["int8"]["accuracy"] == parity["float"]["accuracy"] == 1.0
+    assert parity["int8"]["by_size"]["32-63"]["n"] > 0
+
+    classifier = MaskClassifier(model, threads=1)
+    frame = color_image("mask_weared_incorrect", 80, 80, seed=7)
+    assert classifier.classify(frame, [(10, 10, 70, 70)])[0].label == "mask_weared_incorrect"
+
+
+@pytest.mark.slow
+@pytest.mark.workstation
+def test_conversion_below_the_agreement_floor_installs_nothing(color_run, capsys):
+    from convert.cli import main
+
+    keras_model, root = color_run
+    out = root / "refused"
+    code = main(
+        [
+            "--keras-model",
+            str(keras_model),
+            "--data",
+            str(root / "data"),
+            "--out",
+            str(out),
+            "--min-agreement",
+            "1.01",
+        ]
+    )
+    assert code == 1
+    assert "agreement 1.0 is below 1.01" in capsys.readouterr().err
+    assert not (out / "mask_classifier.tflite").exists()
+    assert (out / "mask_classifier_parity.json").is_file()  # the report is kept to read why
