@@ -5,8 +5,8 @@ file or RTSP stream (OpenCV), a folder of images, or frames in memory (the demo 
 returns HxWx3 uint8 frames in BGR order; colour order is converted at this boundary, nowhere else.
 
 A live camera that stops giving frames raises CameraError; `RetryingSource` turns that into reopen
-attempts with backoff, so a lost camera is retried, never fatal. `FrameRateCap` and `MotionGate` are the
-two cheap ways to spend less CPU.
+attempts with backoff, so a lost camera is retried, never fatal. `FramePacer` (the frame rate cap) and
+`MotionGate` are the two cheap ways to spend less CPU.
 """
 
 from __future__ import annotations
@@ -303,10 +303,12 @@ class FrameListSource:
         pass
 
 
-def _demo_frames() -> list[np.ndarray]:
-    from edge.demo import demo_frames  # builds from scikit-image's bundled images; imported only for --demo
+def _demo_frames() -> Sequence[np.ndarray]:
+    from edge.demo import (
+        demo_frames,
+    )  # scikit-image's bundled photo with drawn masks; imported only for --demo
 
-    return list(demo_frames())
+    return demo_frames()  # rendered frame by frame when indexed
 
 
 def open_source(spec: str, config: CameraConfig) -> FrameSource:
@@ -431,44 +433,33 @@ class RetryingSource:
         self._delay = min(self._delay * 2.0, self.max_s)
 
 
-class FrameRateCap:
-    """At most `fps` frames a second: sleeps until the next frame is due (0 = no cap)."""
+class FramePacer:
+    """The frame rate cap: `wait()` before each read returns when the next frame is due (0 fps = never waits).
+
+    It sits in front of the source rather than inside it, so capture latency is measured without the
+    sleep, and `wait` is the stop event's wait, so SIGTERM ends a sleep at once. A late frame never
+    causes a burst: the next slot counts from now.
+    """
 
     def __init__(
         self,
-        source: FrameSource,
         fps: float,
         *,
         clock: Callable[[], float] = time.monotonic,
         wait: Callable[[float], object] = time.sleep,
     ):
-        self.source = source
         self.period = 1.0 / fps if fps > 0 else 0.0
         self._clock, self._wait = clock, wait
-        self._due = None
+        self._due: float | None = None
 
-    @property
-    def name(self) -> str:
-        return self.source.name
-
-    def open(self) -> None:
-        self.source.open()
-
-    def read(self) -> np.ndarray | None:
-        if self.period:
-            now = self._clock()
-            if self._due is not None and now < self._due:
-                self._wait(self._due - now)
-                now = self._due
-            # Never try to catch up a backlog: the next slot counts from now if we are late.
-            self._due = now + self.period
-        return self.source.read()
-
-    def snapshot(self):
-        return self.source.snapshot() if hasattr(self.source, "snapshot") else None
-
-    def close(self) -> None:
-        self.source.close()
+    def wait(self) -> None:
+        if not self.period:
+            return
+        now = self._clock()
+        if self._due is not None and now < self._due:
+            self._wait(self._due - now)
+            now = self._due
+        self._due = now + self.period
 
 
 class MotionGate:
@@ -502,15 +493,17 @@ def build_source(
     *,
     stop: threading.Event | None = None,
     clock: Callable[[], float] = time.monotonic,
-) -> FrameSource:
-    """The production stack for `camera.source`: the source, retried with backoff, capped in frame rate."""
+) -> RetryingSource:
+    """The production source for `camera.source`: opened on demand and retried with backoff when lost."""
     spec = config.source if spec is None else spec
     open_source(spec, config)  # a wrong path or name fails now, at start, not on every retry
-    wait = stop.wait if stop is not None else None
-    retrying = RetryingSource(
-        lambda: open_source(spec, config), config.retry_initial_s, config.retry_max_s, clock=clock, wait=wait
+    return RetryingSource(
+        lambda: open_source(spec, config),
+        config.retry_initial_s,
+        config.retry_max_s,
+        clock=clock,
+        wait=stop.wait if stop is not None else None,
     )
-    return FrameRateCap(retrying, config.fps_limit, clock=clock, wait=wait or time.sleep)
 
 
 def iter_frames(source: FrameSource) -> Iterable[np.ndarray]:

@@ -1,0 +1,257 @@
+"""`maskwatch bench`: per-stage latency and fps of the real loop on this device, printed as a table.
+
+It runs `edge.loop.run_loop` itself (frames in memory, mock GPIO), so the figures are the daemon's:
+640x480 frames with 1 and 6 faces of the demo's person, detector and classifier at 1 and 2 threads.
+`--rss` adds the peak RSS of a fresh process over 1000 frames and `--first-result` the time from starting
+`maskwatch run` to its first result (READY=1 on a notify socket, the way systemd sees it).
+"""
+
+from __future__ import annotations
+
+import argparse
+import contextlib
+import json
+import os
+import platform
+import resource
+import socket
+import statistics
+import subprocess
+import sys
+import tempfile
+import time
+from dataclasses import asdict, dataclass
+from pathlib import Path
+
+STAGES = ("capture", "detect", "classify", "decide", "total")
+FACE_LAYOUT_6 = [  # face height, centre: six people at the distances an entrance camera sees
+    (110, (110, 150)),
+    (90, (320, 130)),
+    (120, (530, 160)),
+    (70, (130, 360)),
+    (60, (330, 350)),
+    (80, (520, 370)),
+]
+
+
+def register(subparsers) -> None:
+    parser = subparsers.add_parser("bench", help="per-stage latency and fps of the loop on this device")
+    add_arguments(parser)
+    parser.set_defaults(handler=handle)
+
+
+def add_arguments(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument("--frames", type=int, default=300, help="frames per configuration (after 20 warm-up)")
+    parser.add_argument("--faces", type=int, nargs="+", default=[1, 6], choices=[0, 1, 6])
+    parser.add_argument("--threads", type=int, nargs="+", default=[1, 2])
+    parser.add_argument("--classifier", type=Path, help="classifier .tflite (default: the shipped model)")
+    parser.add_argument("--rss", action="store_true", help="peak RSS of a fresh process over 1000 frames")
+    parser.add_argument(
+        "--first-result", action="store_true", help="time from `maskwatch run` to its first result"
+    )
+    parser.add_argument("--json", action="store_true", help="one JSON object instead of the table")
+    parser.add_argument("--child-rss", type=int, help=argparse.SUPPRESS)  # internal: the --rss subprocess
+
+
+@dataclass
+class Row:
+    faces: int
+    threads: int
+    frames: int
+    fps: float
+    ms: dict[str, float]  # mean per stage
+    p95_total: float
+
+
+def handle(args: argparse.Namespace) -> int:
+    if args.child_rss:
+        print(json.dumps(_child_rss(args.child_rss, args.classifier)))
+        return 0
+    rows = [measure(n, t, args.frames, args.classifier) for n in args.faces for t in args.threads]
+    extra = {}
+    if args.rss:
+        extra["peak_rss_mb_1000_frames"] = peak_rss_mb(1000, args.classifier)
+    if args.first_result:
+        extra["start_to_first_result_s"] = start_to_first_result_s(args.classifier)
+    if args.json:
+        print(json.dumps({"machine": machine(), "rows": [asdict(r) for r in rows], **extra}))
+    else:
+        print(table(rows, extra))
+    return 0
+
+
+def bench_frame(faces: int):
+    """A 640x480 BGR frame with 0, 1 or 6 unmasked faces of the demo's person."""
+    from edge.demo_scene import astronaut, entrance_background, place_face
+
+    frame = entrance_background()
+    person = astronaut()
+    layout = FACE_LAYOUT_6[:faces] if faces != 1 else [(120, (320, 200))]
+    for i, (height, centre) in enumerate(layout):
+        place_face(frame, person.mirrored() if i % 2 else person, height, centre)
+    return frame
+
+
+def build_pipeline(threads: int, classifier_path: Path | None):
+    from edge.classifier import MaskClassifier
+    from edge.config import DecisionConfig, DetectorConfig
+    from edge.decision import Decider
+    from edge.faces import FaceDetector
+
+    detector = FaceDetector(DetectorConfig(threads=threads))
+    classifier = MaskClassifier(classifier_path, threads=threads)
+    return detector, classifier, Decider(DecisionConfig())
+
+
+class _Recorder:
+    def __init__(self):
+        self.stage_ms: list[dict[str, float]] = []
+        self.faces: list[int] = []
+
+    def on_frame(self, result) -> None:
+        self.stage_ms.append(result.stage_ms)
+        self.faces.append(len(result.faces))
+
+    def on_event(self, event) -> None:
+        pass
+
+    def on_camera(self, connected: bool) -> None:
+        pass
+
+    def close(self) -> None:
+        pass
+
+
+class _NoAlarm:
+    def alert(self, label: str) -> None:
+        pass
+
+    def fault(self) -> None:
+        pass
+
+    def clear_fault(self) -> None:
+        pass
+
+    def show_ok(self, on: bool) -> None:
+        pass
+
+
+def run_frames(detector, classifier, decider, frame, frames: int) -> _Recorder:
+    """The real loop over `frames` copies of one frame, recording each FrameResult's stage times."""
+    from edge.camera import FrameListSource
+    from edge.loop import run_loop
+
+    recorder = _Recorder()
+    source = FrameListSource([frame], name="bench", loop=True)
+    source.open()
+    run_loop(source, detector, classifier, decider, _NoAlarm(), observers=[recorder], max_frames=frames)
+    return recorder
+
+
+def measure(
+    faces: int, threads: int, frames: int, classifier_path: Path | None = None, warmup: int = 20
+) -> Row:
+    detector, classifier, decider = build_pipeline(threads, classifier_path)
+    frame = bench_frame(faces)
+    run_frames(detector, classifier, decider, frame, warmup)
+    t0 = time.perf_counter()
+    recorder = run_frames(detector, classifier, decider, frame, frames)
+    elapsed = time.perf_counter() - t0
+    found = statistics.median(recorder.faces) if recorder.faces else 0
+    if found != faces:
+        print(f"note: {faces}-face frame: the detector found {found}", file=sys.stderr)
+    ms = {s: statistics.fmean(r.get(s, 0.0) for r in recorder.stage_ms) for s in STAGES}
+    totals = sorted(r["total"] for r in recorder.stage_ms)
+    return Row(faces, threads, frames, frames / elapsed, ms, totals[int(0.95 * (len(totals) - 1))])
+
+
+def _child_rss(frames: int, classifier_path: Path | None) -> dict:
+    detector, classifier, decider = build_pipeline(2, classifier_path)
+    run_frames(detector, classifier, decider, bench_frame(6), frames)
+    return {"peak_rss_mb": resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024}
+
+
+def peak_rss_mb(frames: int, classifier_path: Path | None) -> float:
+    """Peak RSS of a fresh process running the loop (6 faces, 2 threads) over `frames` frames."""
+    command = [sys.executable, "-m", "edge", "bench", "--child-rss", str(frames)]
+    if classifier_path:
+        command += ["--classifier", str(classifier_path)]
+    out = subprocess.run(command, check=True, capture_output=True, text=True).stdout
+    return json.loads(out.strip().splitlines()[-1])["peak_rss_mb"]
+
+
+def start_to_first_result_s(classifier_path: Path | None, timeout_s: float = 30.0) -> float:
+    """Seconds from spawning `maskwatch run` on one image until it sends READY=1 (after its first frame)."""
+    import cv2
+
+    with tempfile.TemporaryDirectory(prefix="maskwatch-bench-") as tmp:
+        image = Path(tmp) / "frame.png"
+        cv2.imwrite(str(image), bench_frame(1))
+        config = Path(tmp) / "config.yaml"
+        config.write_text(f"classifier:\n  model: '{classifier_path or ''}'\ncamera:\n  loop: true\n")
+        notify = socket.socket(socket.AF_UNIX, socket.SOCK_DGRAM)
+        notify.bind(str(Path(tmp) / "notify"))
+        notify.settimeout(timeout_s)
+        env = {
+            **os.environ,
+            "NOTIFY_SOCKET": str(Path(tmp) / "notify"),
+            "GPIOZERO_PIN_FACTORY": "mock",
+            "MASKWATCH_STATE_DIR": tmp,
+        }
+        t0 = time.perf_counter()
+        child = subprocess.Popen(
+            [sys.executable, "-m", "edge", "run", "--config", str(config), "--source", str(image)],
+            env=env,
+            stdout=subprocess.DEVNULL,
+            stderr=subprocess.DEVNULL,
+        )
+        try:
+            while b"READY=1" not in notify.recv(4096):
+                pass
+            return time.perf_counter() - t0
+        finally:
+            child.terminate()
+            child.wait(10)
+            notify.close()
+
+
+def machine() -> dict:
+    cpu = platform.processor()
+    with contextlib.suppress(OSError):
+        for line in Path("/proc/cpuinfo").read_text().splitlines():
+            if line.startswith("model name"):
+                cpu = line.split(":", 1)[1].strip()
+                break
+    import cv2
+    import numpy
+
+    try:
+        from importlib.metadata import version
+
+        runtime = f"ai-edge-litert {version('ai-edge-litert')}"
+    except Exception:
+        runtime = "tflite-runtime"
+    return {
+        "cpu": cpu,
+        "cores": os.cpu_count(),
+        "python": platform.python_version(),
+        "numpy": numpy.__version__,
+        "opencv": cv2.__version__,
+        "runtime": runtime,
+    }
+
+
+def table(rows: list[Row], extra: dict) -> str:
+    m = machine()
+    lines = [
+        f"{m['cpu']}, {m['cores']} cores, Python {m['python']}, numpy {m['numpy']}, OpenCV {m['opencv']}, "
+        f"{m['runtime']}",
+        "",
+        "faces threads   fps | capture  detect classify  decide   total   p95 (ms/frame)",
+    ]
+    for r in rows:
+        stages = " ".join(f"{r.ms[s]:7.2f}" for s in STAGES)
+        lines.append(f"{r.faces:5d} {r.threads:7d} {r.fps:5.0f} | {stages} {r.p95_total:7.2f}")
+    for key, value in extra.items():
+        lines.append(f"{key.replace('_', ' ')}: {value:.2f}")
+    return "\n".join(lines)

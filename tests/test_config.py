@@ -1,0 +1,101 @@
+"""config.yaml documents every key, and the loader names the key path in every error."""
+
+from __future__ import annotations
+
+import re
+from pathlib import Path
+
+import pytest
+import yaml
+
+from edge.config import Config, ConfigError, describe_defaults, load_config, parse_config, replace
+
+REPO_CONFIG = Path(__file__).resolve().parent.parent / "config.yaml"
+
+
+def documented_keys(text: str) -> dict[str, str]:
+    """{"section.key": comment} for every `  key: value  # comment` line of config.yaml."""
+    keys, section = {}, None
+    for line in text.splitlines():
+        if match := re.match(r"^(\w+):\s*(#.*)?$", line):
+            section = match.group(1)
+        elif (match := re.match(r"^  (\w+):.*?#\s*(\S.*)$", line)) and section:
+            keys[f"{section}.{match.group(1)}"] = match.group(2)
+    return keys
+
+
+def test_config_yaml_documents_every_key_with_a_comment():
+    documented = documented_keys(REPO_CONFIG.read_text())
+    missing = [key for key, _, _ in describe_defaults() if key not in documented]
+    assert not missing, f"add these keys to config.yaml, each with a comment: {missing}"
+    unknown = sorted(set(documented) - {key for key, _, _ in describe_defaults()})
+    assert not unknown, f"config.yaml documents keys the loader does not know: {unknown}"
+
+
+def test_config_yaml_parses_to_the_defaults():
+    assert load_config(REPO_CONFIG) == Config()
+
+
+def test_config_yaml_shows_each_default_value():
+    data = yaml.safe_load(REPO_CONFIG.read_text())
+    for key, default, _ in describe_defaults():
+        section, name = key.split(".")
+        assert data[section][name] == default, (
+            f"config.yaml shows {key}: {data[section][name]!r}, default {default!r}"
+        )
+
+
+def test_no_file_means_the_defaults():
+    assert load_config(None) == Config()
+
+
+@pytest.mark.parametrize(
+    ("data", "message"),
+    [
+        ({"alarm": {"buzzer_pin": 40}}, r"alarm\.buzzer_pin: 40 is out of range \[0, 27\]"),
+        ({"alarm": {"buzer_pin": 18}}, r"alarm\.buzer_pin: unknown key \(did you mean alarm\.buzzer_pin\?\)"),
+        ({"camera": {"fps_limit": "fast"}}, r"camera\.fps_limit: expected a number, got 'fast'"),
+        ({"camera": {"loop": "yes"}}, r"camera\.loop: expected true or false"),
+        (
+            {"detector": {"strategy": "both"}},
+            r"detector\.strategy: 'both' is not one of dual, full_range, short_range",
+        ),
+        ({"decision": {"min_votes": 9, "vote_frames": 5}}, r"decision\.min_votes: 9 is out of range"),
+        ({"decision": {"roi": [0.5, 0.5, 0.2, 0.9]}}, r"decision\.roi: expected \[x1, y1, x2, y2\]"),
+        (
+            {"alarm": {"led_pin": 18, "buzzer_pin": 18}},
+            r"alarm: led_pin, ok_led_pin and buzzer_pin must be different",
+        ),
+        ({"camera": {"retry_initial_s": 50, "retry_max_s": 10}}, r"camera\.retry_initial_s: must not exceed"),
+        ({"cameras": {}}, r"cameras: unknown key \(did you mean camera\?\)"),
+        (["camera"], r"config: expected a mapping"),
+    ],
+)
+def test_errors_name_the_key_path_value_and_what_is_allowed(data, message):
+    with pytest.raises(ConfigError, match=message):
+        parse_config(data)
+
+
+def test_file_errors_name_the_file(tmp_path):
+    path = tmp_path / "config.yaml"
+    path.write_text("alarm:\n  led_pin: [\n")
+    with pytest.raises(ConfigError, match=rf"{re.escape(str(path))}: not valid YAML"):
+        load_config(path)
+    path.write_text("alarm:\n  led_pin: 99\n")
+    with pytest.raises(ConfigError, match=rf"{re.escape(str(path))}: alarm\.led_pin: 99 is out of range"):
+        load_config(path)
+    with pytest.raises(ConfigError, match="cannot read config"):
+        load_config(tmp_path / "missing.yaml")
+
+
+def test_usb_index_given_as_a_number_is_a_source_string_and_null_pins_mean_none():
+    config = parse_config({"camera": {"source": 0}, "alarm": {"buzzer_pin": None}})
+    assert config.camera.source == "0"
+    assert config.alarm.buzzer_pin is None
+
+
+def test_replace_validates_again():
+    config = replace(Config(), camera={"source": "demo"})
+    assert config.camera.source == "demo" and config.alarm == Config().alarm
+    with pytest.raises(ConfigError, match=r"camera\.width"):
+        replace(Config(), camera={"width": 5})

@@ -1,0 +1,167 @@
+"""The decision logic on plain numbers: boxes, scores and timestamps at 15 fps."""
+
+from __future__ import annotations
+
+import pytest
+
+from edge.config import DecisionConfig
+from edge.decision import IGNORED, OK, PENDING, VIOLATION, Decider, Observation, iou, match_boxes
+
+FPS = 15.0
+FRAME = (640, 480)
+MASKED = {"with_mask": 0.95, "without_mask": 0.03, "mask_weared_incorrect": 0.02}
+BARE = {"with_mask": 0.02, "without_mask": 0.96, "mask_weared_incorrect": 0.02}
+WRONG = {"with_mask": 0.05, "without_mask": 0.10, "mask_weared_incorrect": 0.85}
+UNSURE = {"with_mask": 0.45, "without_mask": 0.40, "mask_weared_incorrect": 0.15}
+
+
+def seen(box, scores) -> Observation:
+    label = max(scores, key=scores.get)
+    return Observation(box=box, label=label, score=scores[label], scores=scores)
+
+
+def walk(decider, frames, scores, start=0, box=(200, 150, 280, 250)):
+    """One person in view for `frames` frames; returns (decisions per frame, all events)."""
+    decisions, events = [], []
+    for i in range(start, start + frames):
+        d, e = decider.update(i / FPS, FRAME, [seen(box, scores)])
+        decisions.append(d[0])
+        events.extend(e)
+    return decisions, events
+
+
+def test_iou_of_identical_disjoint_and_half_overlapping_boxes():
+    assert iou((0, 0, 10, 10), (0, 0, 10, 10)) == 1.0
+    assert iou((0, 0, 10, 10), (20, 20, 30, 30)) == 0.0
+    assert iou((0, 0, 10, 10), (5, 0, 15, 10)) == pytest.approx(50 / 150)
+
+
+def test_match_boxes_is_one_to_one_and_best_first():
+    tracks = [(0, 0, 10, 10), (100, 100, 120, 120)]
+    faces = [(101, 101, 121, 121), (1, 1, 11, 11), (300, 300, 310, 310)]
+    assert match_boxes(tracks, faces, 0.3) == {0: 1, 1: 0}
+
+
+def test_a_violator_alarms_once_on_the_min_votes_frame():
+    decider = Decider(DecisionConfig(vote_frames=5, min_votes=3, cooldown_s=30))
+    decisions, events = walk(decider, 60, BARE)
+    assert [d.decision for d in decisions[:3]] == [PENDING, PENDING, VIOLATION]
+    assert len(events) == 1
+    event = events[0]
+    assert event.label == "without_mask"
+    assert event.timestamp == pytest.approx(2 / FPS)  # 0.13 s after the person appeared, well within 0.5 s
+    assert event.track_length == 3 and event.face_px == 100
+    assert event.score == pytest.approx(0.98)
+
+
+def test_masked_faces_never_alarm_over_1000_frames():
+    decider = Decider(DecisionConfig())
+    decisions, events = walk(decider, 1000, MASKED)
+    assert events == []
+    assert decisions[-1].decision == OK
+
+
+def test_a_worn_wrong_mask_alarms_with_its_own_label():
+    _, events = walk(Decider(DecisionConfig()), 10, WRONG)
+    assert [e.label for e in events] == ["mask_weared_incorrect"]
+
+
+def test_uncertain_frames_cast_no_vote():
+    decider = Decider(DecisionConfig(vote_frames=5, min_votes=3, uncertain_band=0.15))
+    decisions, events = walk(decider, 30, UNSURE)
+    assert {d.decision for d in decisions} == {PENDING}
+    assert events == []
+
+
+def test_one_wrong_frame_among_masked_ones_does_not_alarm():
+    decider = Decider(DecisionConfig(vote_frames=5, min_votes=3, violation_ratio=0.6))
+    events = []
+    for i in range(40):
+        scores = BARE if i % 5 == 2 else MASKED  # a misclassification every fifth frame
+        events += decider.update(i / FPS, FRAME, [seen((200, 150, 280, 250), scores)])[1]
+    assert events == []
+
+
+def test_cooldown_allows_a_second_alarm_for_the_same_person_only_after_it_passed():
+    decider = Decider(DecisionConfig(cooldown_s=2.0))
+    _, events = walk(decider, int(4.5 * FPS), BARE)
+    assert [round(e.timestamp, 2) for e in events] == [0.13, 2.13, 4.13]
+    assert {e.track_id for e in events} == {1}
+
+
+def test_two_people_are_two_tracks_and_each_alarms_once():
+    decider = Decider(DecisionConfig())
+    events = []
+    for i in range(20):
+        faces = [seen((50, 100, 130, 200), BARE), seen((400, 100, 480, 200), WRONG)]
+        decisions, new = decider.update(i / FPS, FRAME, faces)
+        events += new
+    assert sorted(e.label for e in events) == ["mask_weared_incorrect", "without_mask"]
+    assert {d.track_id for d in decisions} == {1, 2}
+
+
+def test_a_person_walking_towards_the_camera_keeps_one_track():
+    decider = Decider(DecisionConfig())
+    ids = set()
+    for i in range(30):
+        grow = 3 * i  # the face grows 6 px a frame
+        box = (300 - grow, 200 - grow, 340 + grow, 250 + grow)
+        decisions, _ = decider.update(i / FPS, FRAME, [seen(box, MASKED)])
+        ids.add(decisions[0].track_id)
+    assert ids == {1}
+
+
+def test_a_track_survives_a_short_dropout_but_not_the_timeout():
+    decider = Decider(DecisionConfig(track_timeout_s=1.0))
+    box = (200, 150, 280, 250)
+    _, events = walk(decider, 5, BARE, box=box)
+    assert len(events) == 1
+    # Lost for 0.5 s: the same person, no second alarm.
+    _, events = walk(decider, 5, BARE, start=12, box=box)
+    assert events == [] and decider.tracks[0].track_id == 1
+    # Gone for 2 s: someone new at that spot is a new person.
+    _, events = walk(decider, 5, BARE, start=60, box=box)
+    assert len(events) == 1 and events[0].track_id == 2
+
+
+@pytest.mark.parametrize(
+    ("box", "reason"),
+    [
+        ((200, 150, 220, 170), "small"),  # 20 px high, min_face_px 32
+        ((0, 150, 80, 250), "edge"),
+        ((580, 150, 640, 250), "edge"),
+        ((200, 420, 280, 480), "edge"),
+    ],
+)
+def test_small_and_cut_faces_are_ignored_and_never_alarm(box, reason):
+    decider = Decider(DecisionConfig(min_face_px=32, edge_margin_px=4))
+    assert decider.ignore_reason(box, *FRAME) == reason
+    decisions, events = walk(decider, 20, BARE, box=box)
+    assert {(d.decision, d.reason) for d in decisions} == {(IGNORED, reason)}
+    assert events == []
+
+
+def test_roi_keeps_only_faces_centred_inside_it():
+    decider = Decider(DecisionConfig(roi=[0.5, 0.0, 1.0, 1.0]))
+    assert decider.ignore_reason((100, 100, 180, 200), *FRAME) == "roi"
+    assert decider.ignore_reason((400, 100, 480, 200), *FRAME) is None
+    _, events = walk(decider, 10, BARE, box=(100, 100, 180, 200))
+    assert events == []
+
+
+def test_a_frame_cut_by_the_edge_neither_votes_nor_drops_earlier_votes():
+    decider = Decider(DecisionConfig(vote_frames=5, min_votes=3, edge_margin_px=4))
+    inside, cut = (10, 150, 90, 250), (2, 150, 82, 250)
+    walk(decider, 2, BARE, box=inside)
+    decisions, events = walk(decider, 1, BARE, start=2, box=cut)
+    assert decisions[0].decision == IGNORED and events == []
+    decisions, events = walk(decider, 1, BARE, start=3, box=inside)
+    assert decisions[0].decision == VIOLATION and len(events) == 1 and events[0].track_id == 1
+
+
+def test_unclassified_faces_are_tracked_but_do_not_vote():
+    decider = Decider(DecisionConfig())
+    for i in range(10):
+        decisions, events = decider.update(i / FPS, FRAME, [Observation((200, 150, 280, 250))])
+        assert events == [] and decisions[0].decision == PENDING
+    assert decider.tracks[0].frames_seen == 10
