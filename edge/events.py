@@ -231,7 +231,7 @@ class EventLog:
             try:
                 with open(path, "rb") as f:
                     f.seek(max(0, f.seek(0, 2) - 64 * 1024))
-                    lines.extend(f.read().decode(errors="replace").splitlines()[-RECENT_KEEP:])
+                    lines.extend(f.read(64 * 1024).decode(errors="replace").splitlines()[-RECENT_KEEP:])
             except OSError:
                 continue
         for line in lines[-RECENT_KEEP:]:

@@ -72,30 +72,44 @@ class Topics:
         }
         common = {"availability_topic": self.availability, "device": device}
         messages = [
-            self._config("binary_sensor", "violation", {
-                **common,
-                "name": "Violation now",
-                "state_topic": self.violation,
-                "payload_on": "ON",
-                "payload_off": "OFF",
-                "device_class": "problem",
-            })
+            self._config(
+                "binary_sensor",
+                "violation",
+                {
+                    **common,
+                    "name": "Violation now",
+                    "state_topic": self.violation,
+                    "payload_on": "ON",
+                    "payload_off": "OFF",
+                    "device_class": "problem",
+                },
+            )
         ]
         for period, key in (("today", "today"), ("this week", "week")):
             for cls in CLASSES:
-                messages.append(self._config("sensor", f"{cls}_{key}", {
-                    **common,
-                    "name": f"{cls.replace('_', ' ')} {period}",
-                    "state_topic": self.counts,
-                    "value_template": f"{{{{ value_json.{key}.{cls} | default(0) }}}}",
-                    "state_class": "total_increasing",
-                    "unit_of_measurement": "people",
-                    "icon": "mdi:account-check" if cls == "with_mask" else "mdi:account-alert",
-                }))
+                messages.append(
+                    self._config(
+                        "sensor",
+                        f"{cls}_{key}",
+                        {
+                            **common,
+                            "name": f"{cls.replace('_', ' ')} {period}",
+                            "state_topic": self.counts,
+                            "value_template": f"{{{{ value_json.{key}.{cls} | default(0) }}}}",
+                            "state_class": "total_increasing",
+                            "unit_of_measurement": "people",
+                            "icon": "mdi:account-check" if cls == "with_mask" else "mdi:account-alert",
+                        },
+                    )
+                )
         return messages
 
     def _config(self, component: str, object_id: str, body: dict) -> Message:
-        body = {**body, "unique_id": f"maskwatch_{self.node}_{object_id}", "object_id": f"maskwatch_{object_id}"}
+        body = {
+            **body,
+            "unique_id": f"maskwatch_{self.node}_{object_id}",
+            "object_id": f"maskwatch_{object_id}",
+        }
         topic = f"{self.discovery_prefix}/{component}/maskwatch_{self.node}/{object_id}/config"
         return Message(topic, json.dumps(body, sort_keys=True), qos=1, retain=True)
 
@@ -247,7 +261,9 @@ class MqttPublisher:
     def _publish_loop(self) -> None:
         while True:
             with self._cond:
-                self._cond.wait_for(lambda: self._closing or (self._queue and self._connected.is_set()), TICK_S)
+                self._cond.wait_for(
+                    lambda: self._closing or (self._queue and self._connected.is_set()), TICK_S
+                )
                 if self._closing:
                     return
             self._queue_state_changes()
@@ -258,7 +274,9 @@ class MqttPublisher:
                         break
                     message = self._queue.popleft()
                 try:
-                    info = self.client.publish(message.topic, message.payload, qos=message.qos, retain=message.retain)
+                    info = self.client.publish(
+                        message.topic, message.payload, qos=message.qos, retain=message.retain
+                    )
                     ok = info.rc == 0
                 except (ValueError, OSError, RuntimeError) as exc:
                     log.warning("MQTT publish to %s failed: %s", message.topic, exc)
@@ -285,4 +303,6 @@ class MqttPublisher:
                 return
             if counts != self._last_counts:
                 self._last_counts = counts
-                self._enqueue(Message(self.topics.counts, json.dumps(counts, sort_keys=True), qos=0, retain=True))
+                self._enqueue(
+                    Message(self.topics.counts, json.dumps(counts, sort_keys=True), qos=0, retain=True)
+                )

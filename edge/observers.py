@@ -45,8 +45,12 @@ class Guarded:
             self.errors += 1
             if self._clock() - self._last_logged > 60.0:
                 self._last_logged = self._clock()
-                log.exception("%s.%s failed (%d errors so far); the loop goes on",
-                              type(self.inner).__name__, name, self.errors)
+                log.exception(
+                    "%s.%s failed (%d errors so far); the loop goes on",
+                    type(self.inner).__name__,
+                    name,
+                    self.errors,
+                )
 
     def on_frame(self, result: FrameResult) -> None:
         self._call("on_frame", result)
@@ -79,7 +83,9 @@ def build_observers(config: Config, state_dir: Path | str | None = None) -> list
                 max_bytes=ev.snapshot_max_mb * 1e6,
                 blur_others=ev.blur_other_faces,
             )
-        events = EventLog(state_dir, max_bytes=int(ev.log_max_mb * 1e6), keep=ev.log_keep, snapshots=snapshots)
+        events = EventLog(
+            state_dir, max_bytes=int(ev.log_max_mb * 1e6), keep=ev.log_keep, snapshots=snapshots
+        )
         built.append(events)
         if snapshots is not None:
             built.append(snapshots)

@@ -73,7 +73,8 @@ def write_atomic(path: Path, data: bytes) -> None:
 
 def prune_files(paths: list[Path], *, now: float, keep_days: float, max_bytes: float) -> list[Path]:
     """Delete files older than `keep_days` (0 = no age limit), then the oldest until the rest fit in
-    `max_bytes`. Returns the deleted paths; a file that vanished meanwhile is skipped."""
+    `max_bytes`, but never the newest file for size (the snapshot just taken is worth keeping even when
+    it alone is over budget). Returns the deleted paths; a file that vanished meanwhile is skipped."""
     entries = []
     for p in paths:
         try:
@@ -85,8 +86,10 @@ def prune_files(paths: list[Path], *, now: float, keep_days: float, max_bytes: f
     deleted = []
     total = sum(size for _, size, _ in entries)
     cutoff = now - keep_days * 86400.0 if keep_days > 0 else float("-inf")
-    for mtime, size, p in entries:
-        if mtime >= cutoff and total <= max_bytes:
+    for i, (mtime, size, p) in enumerate(entries):
+        too_old = mtime < cutoff
+        over_budget = total > max_bytes and i < len(entries) - 1
+        if not (too_old or over_budget):
             break
         p.unlink(missing_ok=True)
         total -= size

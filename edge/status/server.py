@@ -95,7 +95,9 @@ class StatusServer:
             raise StatusServerError(f"status page cannot listen on {host}:{port}: {exc.strerror}") from exc
         self._httpd.daemon_threads = True
         self.host, self.port = host, self._httpd.server_address[1]
-        self._thread = threading.Thread(target=self._httpd.serve_forever, name="maskwatch-status", daemon=True)
+        self._thread = threading.Thread(
+            target=self._httpd.serve_forever, name="maskwatch-status", daemon=True
+        )
         self._thread.start()
         log.info("status page on http://%s:%d/%s", host, self.port, " (token required)" if token else "")
 
@@ -167,8 +169,12 @@ def _make_handler(server: StatusServer) -> type[BaseHTTPRequestHandler]:
             if url.path == "/healthz":
                 return self._healthz()
             if not server.authorised(self, query):
-                return self._send(HTTPStatus.UNAUTHORIZED, b"token required: add ?token=... to the address\n",
-                                  "text/plain; charset=utf-8", {"WWW-Authenticate": "Bearer"})
+                return self._send(
+                    HTTPStatus.UNAUTHORIZED,
+                    b"token required: add ?token=... to the address\n",
+                    "text/plain; charset=utf-8",
+                    {"WWW-Authenticate": "Bearer"},
+                )
             if url.path == "/" and "token" in query:
                 # Keep the token out of the address bar and history: a cookie carries it from here.
                 cookie = f"{COOKIE}={quote(query['token'][0])}; HttpOnly; SameSite=Strict; Path=/"
@@ -185,7 +191,7 @@ def _make_handler(server: StatusServer) -> type[BaseHTTPRequestHandler]:
             if url.path in routes:
                 return routes[url.path]()
             if url.path.startswith("/snapshots/"):
-                return self._saved_snapshot(url.path[len("/snapshots/"):])
+                return self._saved_snapshot(url.path[len("/snapshots/") :])
             self._send(HTTPStatus.NOT_FOUND, b"not found\n", "text/plain; charset=utf-8")
 
         # -- routes ----------------------------------------------------------------------------------
@@ -209,7 +215,9 @@ def _make_handler(server: StatusServer) -> type[BaseHTTPRequestHandler]:
         def _snapshot(self) -> None:
             jpeg = server.preview.encode_latest()
             if jpeg is None:
-                return self._send(HTTPStatus.SERVICE_UNAVAILABLE, b"no frame yet\n", "text/plain; charset=utf-8")
+                return self._send(
+                    HTTPStatus.SERVICE_UNAVAILABLE, b"no frame yet\n", "text/plain; charset=utf-8"
+                )
             self._send(HTTPStatus.OK, jpeg, "image/jpeg")
 
         def _saved_snapshot(self, name: str) -> None:
@@ -238,7 +246,10 @@ def _make_handler(server: StatusServer) -> type[BaseHTTPRequestHandler]:
                         continue
                     part = (
                         b"--frame\r\nContent-Type: image/jpeg\r\nContent-Length: "
-                        + str(len(jpeg)).encode() + b"\r\n\r\n" + jpeg + b"\r\n"
+                        + str(len(jpeg)).encode()
+                        + b"\r\n\r\n"
+                        + jpeg
+                        + b"\r\n"
                     )
                     try:
                         self.wfile.write(part)
