@@ -22,6 +22,7 @@ import cv2
 import numpy as np
 
 from edge.mask_geometry import FaceFrame, MaskOutline, face_frame
+from edge.model_metadata import LABELS
 
 PLACEMENTS_CORRECT = ("correct",)
 # below_nose: mouth and chin covered, nose out (the common mistake); mouth_only: nose and chin out;
@@ -29,6 +30,20 @@ PLACEMENTS_CORRECT = ("correct",)
 # on_chin: nose and mouth out, the mask on the chin.
 PLACEMENTS_INCORRECT = ("below_nose", "mouth_only", "chin_out", "on_chin")
 PLACEMENTS = PLACEMENTS_CORRECT + PLACEMENTS_INCORRECT
+
+LABEL_WITH_MASK, LABEL_WITHOUT_MASK, LABEL_INCORRECT = LABELS
+
+
+def label_for(placement: str | None) -> str:
+    """The classifier label of a face wearing a mask as `placement` (None: no mask)."""
+    if placement is None:
+        return LABEL_WITHOUT_MASK
+    if placement in PLACEMENTS_CORRECT:
+        return LABEL_WITH_MASK
+    if placement in PLACEMENTS_INCORRECT:
+        return LABEL_INCORRECT
+    raise ValueError(f"placement must be None or one of {PLACEMENTS}, got {placement!r}")
+
 
 SHAPES = ("surgical", "cloth", "kn95", "n95")
 PATTERNS = ("plain", "stripes", "dots", "plaid", "noise")
