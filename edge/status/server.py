@@ -96,7 +96,10 @@ class StatusServer:
         self._httpd.daemon_threads = True
         self.host, self.port = host, self._httpd.server_address[1]
         self._thread = threading.Thread(
-            target=self._httpd.serve_forever, name="maskwatch-status", daemon=True
+            target=self._httpd.serve_forever,
+            kwargs={"poll_interval": 0.1},
+            name="maskwatch-status",
+            daemon=True,
         )
         self._thread.start()
         log.info("status page on http://%s:%d/%s", host, self.port, " (token required)" if token else "")
