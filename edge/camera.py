@@ -280,7 +280,7 @@ class FrameListSource:
         loop: bool = False,
     ):
         self._frames_or_factory = frames
-        self._frames: Sequence[np.ndarray] = ()
+        self._frames: Sequence[np.ndarray] | None = None
         self.name = name
         self.loop = loop
         self._next = 0
@@ -291,6 +291,8 @@ class FrameListSource:
         self._next = 0
 
     def read(self) -> np.ndarray | None:
+        if self._frames is None:  # opened on the first read, like RetryingSource
+            self.open()
         if self._next >= len(self._frames):
             if not (self.loop and self._frames):
                 return None
@@ -300,7 +302,7 @@ class FrameListSource:
         return frame
 
     def close(self) -> None:
-        pass
+        self._frames = None
 
 
 def _demo_frames() -> Sequence[np.ndarray]:

@@ -124,6 +124,9 @@ def run_loop(
 ) -> LoopSummary:
     """Run frames until the source ends, `stop` is set, or `max_frames` frames were processed.
 
+    The loop only reads: the caller opens and closes the source (RetryingSource and FrameListSource open
+    themselves on the first read), so a loop stopped for a config reload can go on where it was.
+
     `clock` timestamps each frame once (the decider's time: tests pass a clock that steps 1/15 s);
     stage latencies are always measured with the real performance counter. While the camera is lost the
     alarm shows its fault pattern and `on_idle` is called between retries (the systemd watchdog).
@@ -160,8 +163,9 @@ def run_loop(
             break
         capture_ms = (perf_counter() - t0) * 1e3
         if camera_ok is not True:
+            if camera_ok is False:
+                alarm.clear_fault()
             camera_ok = True
-            alarm.clear_fault()
             fanout.call("on_camera", True)
         timestamp = clock()
         still = motion_gate is not None and motion_gate.is_still(frame) and not decider.tracks

@@ -1,0 +1,370 @@
+"""Frame sources: colour order and stride at the picamera2 boundary, files, folders, retry, pacing, motion."""
+
+from __future__ import annotations
+
+import sys
+import types
+
+import cv2
+import numpy as np
+import pytest
+
+from edge.camera import (
+    CameraError,
+    FrameListSource,
+    FramePacer,
+    ImageFolderSource,
+    MotionGate,
+    Picamera2Source,
+    RetryingSource,
+    SourceConfigError,
+    VideoCaptureSource,
+    fit_within,
+    iter_frames,
+    open_source,
+    yuv420_to_bgr,
+)
+from edge.config import CameraConfig
+
+
+def scene(width=640, height=480, seed=0) -> np.ndarray:
+    """A smooth colourful BGR image (YUV420 subsampling keeps smooth images nearly intact)."""
+    y, x = np.mgrid[0:height, 0:width].astype(np.float32)
+    rng = np.random.default_rng(seed)
+    phase = rng.uniform(0, 6, 3)
+    image = np.stack(
+        [
+            127 + 100 * np.sin(x / 37 + phase[0]),
+            127 + 100 * np.sin(y / 23 + phase[1]),
+            127 + 100 * np.sin((x + y) / 51 + phase[2]),
+        ],
+        axis=-1,
+    )
+    return image.astype(np.uint8)
+
+
+def padded_i420(bgr: np.ndarray, stride: int) -> np.ndarray:
+    """What picamera2 hands over for a YUV420 lores stream: planes with rows `stride` bytes apart, as
+    a (height * 3 / 2, stride) array, the padding filled with junk."""
+    height, width = bgr.shape[:2]
+    i420 = cv2.cvtColor(bgr, cv2.COLOR_BGR2YUV_I420).reshape(-1)
+    y, u, v = (
+        i420[: width * height],
+        i420[width * height : width * height * 5 // 4],
+        i420[width * height * 5 // 4 :],
+    )
+    out = np.full(stride * height * 3 // 2, 77, np.uint8)
+    out[: stride * height].reshape(height, stride)[:, :width] = y.reshape(height, width)
+    half = stride // 2
+    u_start, v_start = stride * height, stride * height + half * (height // 2)
+    out[u_start:v_start].reshape(height // 2, half)[:, : width // 2] = u.reshape(height // 2, width // 2)
+    out[v_start:].reshape(height // 2, half)[:, : width // 2] = v.reshape(height // 2, width // 2)
+    return out.reshape(height * 3 // 2, stride)
+
+
+@pytest.mark.parametrize(("width", "height", "stride"), [(640, 480, 640), (640, 480, 768), (320, 240, 384)])
+def test_yuv420_with_stride_converts_to_the_same_bgr_as_unpadded(width, height, stride):
+    bgr = scene(width, height)
+    expected = cv2.cvtColor(padded_i420(bgr, width), cv2.COLOR_YUV2BGR_I420)
+    frame = yuv420_to_bgr(padded_i420(bgr, stride), width, height, stride)
+    assert frame.shape == (height, width, 3) and frame.dtype == np.uint8
+    np.testing.assert_array_equal(frame, expected)
+    assert np.abs(frame.astype(int) - bgr).mean() < 3  # and it is the picture, in BGR order
+
+
+def test_yuv420_keeps_colour_order_red_stays_red():
+    bgr = np.zeros((48, 64, 3), np.uint8)
+    bgr[..., 2] = 220  # red in BGR
+    frame = yuv420_to_bgr(padded_i420(bgr, 128), 64, 48, 128)
+    assert frame[..., 2].mean() > 200 and frame[..., 0].mean() < 30
+
+
+class FakeRequest:
+    def __init__(self, buffer):
+        self.buffer = buffer
+        self.released = False
+
+    def release(self):
+        self.released = True
+
+
+class FakeMappedArray:
+    def __init__(self, request, stream, reshape=True):
+        assert stream == "lores" and reshape is False
+        self.array = request.buffer.reshape(-1)
+
+    def __enter__(self):
+        return self
+
+    def __exit__(self, *exc):
+        pass
+
+
+class FakePicamera2:
+    """Just enough of picamera2.Picamera2 to check how the source configures and reads it."""
+
+    instances: list = []
+    fail_capture = False
+
+    def __init__(self):
+        self.configured = self.started = self.closed = False
+        self.requests = []
+        FakePicamera2.instances.append(self)
+
+    def create_video_configuration(self, main, lores, controls, buffer_count):
+        self.video = {"main": main, "lores": lores, "controls": controls}
+        return self.video
+
+    def configure(self, config):
+        self.configured = True
+
+    def start(self):
+        self.started = True
+
+    def camera_configuration(self):
+        w, h = self.video["lores"]["size"]
+        return {"lores": {"size": (w, h), "stride": w + 64, "format": "YUV420"}}
+
+    def capture_request(self, wait=None):
+        assert wait is False
+        return "job"
+
+    def wait(self, job, timeout=None):
+        assert timeout is not None
+        if FakePicamera2.fail_capture:
+            raise TimeoutError("no frame")
+        w, h = self.video["lores"]["size"]
+        self.requests.append(FakeRequest(padded_i420(scene(w, h), w + 64)))
+        return self.requests[-1]
+
+    def stop(self):
+        self.started = False
+
+    def close(self):
+        self.closed = True
+
+
+@pytest.fixture
+def fake_picamera2(monkeypatch):
+    FakePicamera2.instances, FakePicamera2.fail_capture = [], False
+    module = types.SimpleNamespace(Picamera2=FakePicamera2, MappedArray=FakeMappedArray)
+    monkeypatch.setitem(sys.modules, "picamera2", module)
+    return FakePicamera2
+
+
+def test_picamera2_main_rgb888_for_snapshots_lores_yuv420_for_analysis(fake_picamera2):
+    config = CameraConfig(width=320, height=240, snapshot_width=1280, snapshot_height=960, fps_limit=15)
+    source = Picamera2Source(config)
+    source.open()
+    camera = fake_picamera2.instances[0]
+    assert camera.video["main"] == {"size": (1280, 960), "format": "RGB888"}  # BGR in memory
+    assert camera.video["lores"] == {"size": (320, 240), "format": "YUV420"}
+    assert camera.video["controls"] == {"FrameRate": 15}
+    frame = source.read()
+    assert frame.shape == (240, 320, 3)
+    np.testing.assert_array_equal(
+        frame, cv2.cvtColor(padded_i420(scene(320, 240), 320), cv2.COLOR_YUV2BGR_I420)
+    )
+    assert camera.requests[0].released, "every request goes back to the camera"
+    source.close()
+    assert camera.closed and not camera.started
+
+
+def test_picamera2_without_a_frame_is_a_lost_camera(fake_picamera2):
+    source = Picamera2Source(CameraConfig())
+    source.open()
+    fake_picamera2.fail_capture = True
+    with pytest.raises(CameraError, match="picamera2: no frame"):
+        source.read()
+
+
+def test_picamera2_missing_is_an_install_error_not_a_lost_camera(monkeypatch):
+    monkeypatch.setitem(sys.modules, "picamera2", None)
+    with pytest.raises(SourceConfigError, match="apt install python3-picamera2"):
+        Picamera2Source(CameraConfig()).open()
+
+
+def write_video(path, frames, fps=15):
+    height, width = frames[0].shape[:2]
+    writer = cv2.VideoWriter(str(path), cv2.VideoWriter_fourcc(*"MJPG"), fps, (width, height))
+    assert writer.isOpened(), "OpenCV cannot write MJPG here"
+    for frame in frames:
+        writer.write(frame)
+    writer.release()
+
+
+def test_video_file_plays_to_its_end_or_loops(tmp_path):
+    path = tmp_path / "clip.avi"
+    write_video(path, [scene(160, 120, seed=i) for i in range(5)])
+    source = open_source(str(path), CameraConfig(width=640, height=480))
+    assert isinstance(source, VideoCaptureSource)
+    frames = list(iter_frames(source))
+    assert len(frames) == 5 and frames[0].shape == (120, 160, 3)
+    looping = VideoCaptureSource(str(path), CameraConfig(loop=True))
+    looping.open()
+    assert sum(looping.read() is not None for _ in range(12)) == 12
+    looping.close()
+
+
+def test_a_camera_that_cannot_open_is_a_camera_error():
+    source = VideoCaptureSource("rtsp://127.0.0.1:9/none", CameraConfig())
+    with pytest.raises(CameraError, match="cannot open"):
+        source.open()
+
+
+def test_image_folder_in_name_order_skipping_what_is_not_an_image(tmp_path):
+    cv2.imwrite(str(tmp_path / "b.png"), scene(64, 48, seed=2))
+    cv2.imwrite(str(tmp_path / "a.png"), scene(64, 48, seed=1))
+    cv2.imwrite(str(tmp_path / "c.png"), cv2.cvtColor(scene(64, 48, seed=3), cv2.COLOR_BGR2GRAY))
+    (tmp_path / "d.png").write_bytes(b"not a png")
+    (tmp_path / "notes.txt").write_text("ignored")
+    frames = list(iter_frames(open_source(str(tmp_path), CameraConfig())))
+    assert len(frames) == 3
+    np.testing.assert_array_equal(frames[0], scene(64, 48, seed=1))
+    assert frames[2].shape == (48, 64, 3)
+
+
+def test_large_images_are_scaled_down_to_the_analysis_size(tmp_path):
+    cv2.imwrite(str(tmp_path / "big.jpg"), scene(1280, 960))
+    (frame,) = iter_frames(ImageFolderSource(tmp_path, CameraConfig(width=640, height=480)))
+    assert frame.shape == (480, 640, 3)
+    assert fit_within(frame, 640, 480) is frame
+
+
+def test_an_empty_folder_is_a_camera_error(tmp_path):
+    with pytest.raises(CameraError, match="no images"):
+        ImageFolderSource(tmp_path, CameraConfig()).open()
+
+
+def test_source_names(tmp_path):
+    config = CameraConfig()
+    assert isinstance(open_source("0", config), VideoCaptureSource)
+    assert open_source("0", config).target == 0
+    assert isinstance(open_source("rtsp://cam.local/stream", config), VideoCaptureSource)
+    assert isinstance(open_source(str(tmp_path), config), ImageFolderSource)
+    assert isinstance(open_source("picamera2", config), Picamera2Source)
+    with pytest.raises(SourceConfigError, match="camera.source: '/no/such/clip.mp4' is not"):
+        open_source("/no/such/clip.mp4", config)
+
+
+class FakeClock:
+    def __init__(self):
+        self.now = 0.0
+        self.waits: list[float] = []
+
+    def __call__(self) -> float:
+        return self.now
+
+    def wait(self, seconds: float) -> bool:
+        self.waits.append(round(seconds, 3))
+        self.now += seconds
+        return False
+
+
+class FlakyCamera:
+    """A camera that fails to open `fail_opens` times, then gives `frames` frames, then is lost."""
+
+    def __init__(self, log, fail_opens=0, frames=3):
+        self.log, self.fail_opens, self.frames = log, fail_opens, frames
+        self.name = "flaky"
+
+    def open(self):
+        if self.log.count("open failed") < self.fail_opens:
+            self.log.append("open failed")
+            raise CameraError("not there")
+        self.log.append("open")
+
+    def read(self):
+        if self.frames == 0:
+            raise CameraError("unplugged")
+        self.frames -= 1
+        return np.zeros((4, 4, 3), np.uint8)
+
+    def close(self):
+        self.log.append("close")
+
+
+def test_a_lost_camera_is_retried_with_growing_backoff_and_comes_back():
+    clock, log = FakeClock(), []
+    source = RetryingSource(
+        lambda: FlakyCamera(log, fail_opens=4),
+        initial_s=1.0,
+        max_s=4.0,
+        clock=clock,
+        wait=clock.wait,
+        poll_s=10.0,
+    )
+    source.open()  # not there yet: not fatal
+    frames, errors = 0, 0
+    while frames < 3:
+        try:
+            frames += source.read() is not None
+        except CameraError:
+            errors += 1
+    assert errors == 3  # the first failure was open()'s
+    assert clock.waits == [1.0, 2.0, 4.0, 4.0]  # doubling, capped at max_s
+    assert source.reconnects == 1 and source.failures == 0
+    with pytest.raises(CameraError, match="lost"):
+        source.read()
+    assert log[-1] == "close"
+
+
+def test_retry_never_blocks_longer_than_poll_so_the_loop_stays_alive():
+    clock, log = FakeClock(), []
+    source = RetryingSource(
+        lambda: FlakyCamera(log, fail_opens=100),
+        initial_s=5.0,
+        max_s=5.0,
+        clock=clock,
+        wait=clock.wait,
+        poll_s=1.0,
+    )
+    for _ in range(12):
+        with pytest.raises(CameraError):
+            source.read()
+    assert max(clock.waits) <= 1.0
+    assert log.count("open failed") == 3  # attempts at t=0, 5, 10
+
+
+def test_a_wrong_source_name_is_not_retried():
+    def factory():
+        raise SourceConfigError("camera.source: nonsense")
+
+    with pytest.raises(SourceConfigError):
+        RetryingSource(factory).read()
+
+
+def test_pacer_caps_the_frame_rate_without_bursts():
+    clock = FakeClock()
+    pacer = FramePacer(10.0, clock=clock, wait=clock.wait)
+    pacer.wait()
+    clock.now += 0.03  # a fast frame: wait the rest of the 0.1 s
+    pacer.wait()
+    clock.now += 0.5  # a slow frame: no wait, and no catching up afterwards
+    pacer.wait()
+    clock.now += 0.02
+    pacer.wait()
+    assert clock.waits == [0.07, 0.08]
+    unlimited = FramePacer(0, clock=clock, wait=clock.wait)
+    unlimited.wait()
+    unlimited.wait()
+    assert clock.waits == [0.07, 0.08]
+
+
+def test_motion_gate_sees_a_still_scene_and_a_change():
+    gate = MotionGate(threshold=0.01)
+    still = scene()
+    assert not gate.is_still(still)  # nothing to compare with yet
+    assert gate.is_still(still.copy())
+    noisy = np.clip(still.astype(int) + np.random.default_rng(0).integers(-4, 5, still.shape), 0, 255)
+    assert gate.is_still(noisy.astype(np.uint8)), "sensor noise is not motion"
+    moved = still.copy()
+    moved[100:300, 200:360] = 30  # someone walks in
+    assert not gate.is_still(moved)
+
+
+def test_frame_list_source_returns_frames_by_reference_and_ends():
+    frames = [np.zeros((2, 2, 3), np.uint8), np.ones((2, 2, 3), np.uint8)]
+    source = FrameListSource(frames)
+    source.open()
+    assert source.read() is frames[0] and source.read() is frames[1] and source.read() is None

@@ -1,0 +1,323 @@
+"""The per-frame loop with real detection and TFLite inference, mock GPIO pins, and scripted faults."""
+
+from __future__ import annotations
+
+import threading
+import time
+
+import numpy as np
+import pytest
+from daemon_scenes import COLOR_MODEL, StepClock, approaching, empty
+from gpiozero import Device
+from gpiozero.pins.mock import MockFactory
+
+from edge.alarm import Alarm
+from edge.camera import CameraError, FrameListSource, MotionGate, RetryingSource
+from edge.classifier import MaskClassifier, Prediction
+from edge.config import AlarmConfig, DecisionConfig
+from edge.decision import Decider
+from edge.faces import Face, FaceDetector
+from edge.loop import process_frame, run_loop
+
+RED, BUZZER = 17, 18
+
+
+@pytest.fixture
+def pins():
+    saved = Device.pin_factory
+    factory = MockFactory()
+    Device.pin_factory = factory
+    try:
+        yield factory
+    finally:
+        factory.reset()
+        Device.pin_factory = saved
+
+
+@pytest.fixture(scope="module")
+def detector():
+    return FaceDetector()
+
+
+@pytest.fixture(scope="module")
+def color_classifier():
+    return MaskClassifier(COLOR_MODEL, threads=1)
+
+
+class Recorder:
+    """An observer that keeps everything it is given."""
+
+    def __init__(self):
+        self.frames, self.events, self.camera = [], [], []
+
+    def on_frame(self, result):
+        self.frames.append(result)
+
+    def on_event(self, event):
+        self.events.append(event)
+
+    def on_camera(self, connected):
+        self.camera.append(connected)
+
+    def close(self):
+        pass
+
+
+def test_a_violator_walking_in_alarms_once_within_half_a_second(pins, detector, color_classifier):
+    frames = empty(5) + approaching("without_mask", 30) + empty(5)
+    recorder = Recorder()
+    with Alarm(AlarmConfig(led_pin=RED, buzzer_pin=BUZZER, duration_s=0.4), pin_factory=pins) as alarm:
+        summary = run_loop(
+            FrameListSource(frames),
+            detector,
+            color_classifier,
+            Decider(DecisionConfig()),
+            alarm,
+            observers=[recorder],
+            clock=StepClock(),
+        )
+        time.sleep(0.5)  # let the 0.4 s pattern play out
+    assert summary.frames == 40 and summary.ended == "source ended"
+    assert [e.label for e in summary.events] == ["without_mask"]
+    first_seen = next(r.timestamp for r in recorder.frames if r.faces)
+    assert summary.events[0].timestamp - first_seen <= 0.5
+    for pin in (RED, BUZZER):  # off until the alarm, then 0.1 s on / 0.1 s off twice
+        states = pins.pin(pin).states
+        assert [s.state for s in states] == [False, True, False, True, False]
+        pins.pin(pin).assert_states_and_times(
+            [(0, False), (states[1].timestamp, True), (0.1, False), (0.1, True), (0.1, False)]
+        )
+    deciding = next(r for r in recorder.frames if r.timestamp == summary.events[0].timestamp)
+    assert recorder.events[0].frame is deciding.frame  # the frame that decided it, by reference
+
+
+def test_a_worn_wrong_mask_gets_its_own_alarm_and_a_masked_person_none(pins, detector, color_classifier):
+    frames = approaching("with_mask", 20) + empty(40) + approaching("mask_weared_incorrect", 20)
+    with Alarm(
+        AlarmConfig(led_pin=RED, buzzer_pin=BUZZER, ok_led_pin=27, duration_s=0.8), pin_factory=pins
+    ) as alarm:
+        recorder = Recorder()
+        summary = run_loop(
+            FrameListSource(frames),
+            detector,
+            color_classifier,
+            Decider(DecisionConfig()),
+            alarm,
+            observers=[recorder],
+            clock=StepClock(),
+        )
+    assert [e.label for e in summary.events] == ["mask_weared_incorrect"]
+    decisions = [f.decision for r in recorder.frames[:20] for f in r.faces]
+    assert "violation" not in decisions and decisions.count("ok") >= 15
+    assert any(s.state for s in pins.pin(27).states), "the green LED showed the masked person was ok"
+
+
+def test_frame_results_carry_faces_stage_times_and_the_clocks_fps(detector, color_classifier):
+    recorder = Recorder()
+    frames = approaching("with_mask", 6)
+    run_loop(
+        FrameListSource(frames),
+        detector,
+        color_classifier,
+        Decider(),
+        NullAlarm(),
+        observers=[recorder],
+        clock=StepClock(fps=15),
+    )
+    last = recorder.frames[-1]
+    assert [r.index for r in recorder.frames] == list(range(6))
+    assert last.frame is frames[-1]
+    assert set(last.stage_ms) == {"capture", "detect", "classify", "decide", "total"}
+    assert last.stage_ms["total"] >= last.stage_ms["detect"] > 0
+    assert last.fps == pytest.approx(15.0)
+    (face,) = last.faces
+    assert face.label == "with_mask" and face.track_id == 1 and len(face.keypoints) == 6
+    assert face.scores.keys() == {"with_mask", "without_mask", "mask_weared_incorrect"}
+
+
+class NullAlarm:
+    def __init__(self):
+        self.calls = []
+
+    def alert(self, label):
+        self.calls.append(("alert", label))
+
+    def fault(self):
+        self.calls.append(("fault",))
+
+    def clear_fault(self):
+        self.calls.append(("clear_fault",))
+
+    def show_ok(self, on):
+        pass
+
+
+class ScriptedDetector:
+    """Returns the same faces on every frame and counts its calls."""
+
+    def __init__(self, boxes):
+        self.faces = [Face(box=b, score=0.9, keypoints=()) for b in boxes]
+        self.calls = 0
+
+    def detect(self, frame, frame_order="BGR"):
+        assert frame_order == "BGR"
+        self.calls += 1
+        return list(self.faces)
+
+
+class ScriptedClassifier:
+    def __init__(self, label="without_mask"):
+        self.label = label
+        self.boxes = []
+
+    def classify(self, frame, boxes, frame_order="BGR"):
+        self.boxes.append(list(boxes))
+        scores = {"with_mask": 0.02, "without_mask": 0.02, "mask_weared_incorrect": 0.02, self.label: 0.96}
+        return [Prediction(self.label, 0.96, scores) for _ in boxes]
+
+
+FRAME = np.zeros((480, 640, 3), np.uint8)
+
+
+def test_faces_that_cannot_vote_are_never_classified():
+    classifier = ScriptedClassifier()
+    detector = ScriptedDetector(
+        [(100, 100, 110, 112), (0, 100, 80, 200), (300, 200, 380, 300)]
+    )  # small, cut, ok
+    faces, events, _ = process_frame(FRAME, 0.0, detector, classifier, Decider())
+    assert classifier.boxes == [[(300, 200, 380, 300)]]
+    assert [f.decision for f in faces] == ["ignored", "ignored", "pending"]
+    assert [f.label for f in faces] == ["", "", "without_mask"]
+
+
+class FlakyCamera:
+    """Two frames, then unplugged for `outage` reads, then frames again."""
+
+    name = "flaky"
+
+    def __init__(self, state):
+        self.state = state
+
+    def open(self):
+        if 2 <= self.state["reads"] < 2 + self.state["outage"]:
+            self.state["reads"] += 1
+            raise CameraError("not there")
+
+    def read(self):
+        self.state["reads"] += 1
+        if 2 < self.state["reads"] <= 2 + self.state["outage"]:
+            raise CameraError("unplugged")
+        return FRAME
+
+    def close(self):
+        pass
+
+
+def test_a_lost_camera_shows_the_fault_and_the_loop_carries_on_when_it_returns(pins):
+    state = {"reads": 0, "outage": 4}
+    source = RetryingSource(lambda: FlakyCamera(state), initial_s=0.01, max_s=0.02)
+    recorder, idles = Recorder(), []
+    with Alarm(AlarmConfig(led_pin=RED, buzzer_pin=None), pin_factory=pins) as alarm:
+        summary = run_loop(
+            source,
+            ScriptedDetector([]),
+            ScriptedClassifier(),
+            Decider(),
+            alarm,
+            observers=[recorder],
+            max_frames=6,
+            on_idle=lambda: idles.append(alarm.state),
+        )
+        assert alarm.state == "idle"
+    assert summary.frames == 6 and summary.camera_losses == 1
+    assert recorder.camera == [True, False, True]
+    assert idles and set(idles) == {"fault"}
+    assert [s.state for s in pins.pin(RED).states][:2] == [False, True], "the fault flash was shown"
+
+
+def test_a_broken_observer_is_logged_once_and_never_stops_the_loop(caplog):
+    class Broken(Recorder):
+        def on_frame(self, result):
+            raise RuntimeError("bug in an observer")
+
+    recorder = Recorder()
+    summary = run_loop(
+        FrameListSource([FRAME] * 5),
+        ScriptedDetector([]),
+        ScriptedClassifier(),
+        Decider(),
+        NullAlarm(),
+        observers=[Broken(), recorder],
+    )
+    assert summary.frames == 5 and len(recorder.frames) == 5
+    warnings = [r for r in caplog.records if "Broken.on_frame raised" in r.getMessage()]
+    assert len(warnings) == 1 and warnings[0].exc_info
+
+
+def test_alarm_events_reach_observers_with_their_frame_and_alarm_once():
+    alarm, recorder = NullAlarm(), Recorder()
+    frames = [FRAME.copy() for _ in range(10)]
+    run_loop(
+        FrameListSource(frames),
+        ScriptedDetector([(300, 200, 380, 300)]),
+        ScriptedClassifier(),
+        Decider(),
+        alarm,
+        observers=[recorder],
+        clock=StepClock(),
+    )
+    assert alarm.calls == [("alert", "without_mask")]
+    (event,) = recorder.events
+    assert event.frame is frames[2] and event.track_length == 3
+
+
+def test_motion_gate_skips_detection_on_a_still_empty_scene_only():
+    detector = ScriptedDetector([])
+    recorder = Recorder()
+    run_loop(
+        FrameListSource([FRAME] * 10),
+        detector,
+        ScriptedClassifier(),
+        Decider(),
+        NullAlarm(),
+        observers=[recorder],
+        motion_gate=MotionGate(),
+    )
+    assert detector.calls == 1  # only the first frame, which had nothing to compare with
+    assert [r.detection_skipped for r in recorder.frames] == [False] + [True] * 9
+    # With someone tracked, a still scene is still analysed: a person standing still is not skipped.
+    busy = ScriptedDetector([(300, 200, 380, 300)])
+    run_loop(
+        FrameListSource([FRAME] * 10),
+        busy,
+        ScriptedClassifier(),
+        Decider(),
+        NullAlarm(),
+        motion_gate=MotionGate(),
+    )
+    assert busy.calls == 10
+
+
+def test_stop_and_max_frames_end_the_loop():
+    stop = threading.Event()
+    forever = FrameListSource([FRAME], loop=True)
+    summary = run_loop(
+        forever, ScriptedDetector([]), ScriptedClassifier(), Decider(), NullAlarm(), max_frames=7
+    )
+    assert (summary.frames, summary.ended) == (7, "max frames")
+
+    class StopAfter(Recorder):
+        def on_frame(self, result):
+            if result.index == 3:
+                stop.set()
+
+    summary = run_loop(
+        forever,
+        ScriptedDetector([]),
+        ScriptedClassifier(),
+        Decider(),
+        NullAlarm(),
+        observers=[StopAfter()],
+        stop=stop,
+    )
+    assert (summary.frames, summary.ended) == (4, "stopped")
