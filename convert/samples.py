@@ -12,6 +12,7 @@ from __future__ import annotations
 import hashlib
 import logging
 from collections import defaultdict
+from collections.abc import Sequence
 from pathlib import Path
 
 import numpy as np
@@ -65,22 +66,28 @@ def samples_from_data(root: Path) -> list[FaceSample]:
     return samples
 
 
-def stratified_pick(samples: list[FaceSample], count: int, seed: int = 0) -> list[FaceSample]:
-    """`count` samples spread evenly over labels (scarce labels give all they have), in a fixed order.
+def stratified_indices(labels: Sequence[str], count: int, seed: int = 0) -> list[int]:
+    """Up to `count` indices spread evenly over labels (scarce labels give all they have), sorted.
 
-    Calibration ranges are set by the activations the samples cause; a set that is 90% one class can
-    clip the activations another class needs. The result is sorted by image so scenes load once.
+    Calibration ranges are set by the activations the crops cause; a set that is 90% one class can
+    clip the activations another class needs.
     """
-    by_label: dict[str, list[FaceSample]] = defaultdict(list)
-    for sample in samples:
-        by_label[sample.label].append(sample)
+    by_label: dict[str, list[int]] = defaultdict(list)
+    for index, label in enumerate(labels):
+        by_label[label].append(index)
     rng = np.random.default_rng(seed)
     pools = {
         label: [group[i] for i in rng.permutation(len(group))] for label, group in sorted(by_label.items())
     }
-    picked: list[FaceSample] = []
+    picked: list[int] = []
     while len(picked) < count and any(pools.values()):
         for pool in pools.values():
             if pool and len(picked) < count:
                 picked.append(pool.pop())
+    return sorted(picked)
+
+
+def stratified_pick(samples: list[FaceSample], count: int, seed: int = 0) -> list[FaceSample]:
+    """`stratified_indices` over samples, sorted by image so each scene image is read once."""
+    picked = [samples[i] for i in stratified_indices([s.label for s in samples], count, seed)]
     return sorted(picked, key=lambda s: (s.image.as_posix(), s.box or ()))

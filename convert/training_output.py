@@ -17,11 +17,13 @@ from pathlib import Path
 
 from edge.datasets import FaceSample, canonical_label
 from edge.model_metadata import LABELS
+from edge.paths import REPO_ROOT
 from edge.preprocess import PreprocessSpec
 
 log = logging.getLogger(__name__)
 
 SUMMARY_NAME = "training_summary.json"
+DEFAULT_DATA_ROOT = REPO_ROOT.parent / "shared" / "data"
 _VAL_KEYS = ("val", "validation", "valid")
 _TRAIN_KEYS = ("train", "training")
 
@@ -33,11 +35,18 @@ class TrainingOutputError(ValueError):
 @dataclass
 class TrainingOutput:
     keras_model: Path
+    folder: Path
     spec: PreprocessSpec
     labels: list[str]
     summary: dict = field(default_factory=dict)
+    data_root: Path = DEFAULT_DATA_ROOT
     train_samples: list[FaceSample] | None = None
     val_samples: list[FaceSample] | None = None
+
+    def saved_crops(self, name: str) -> Path | None:
+        """`representative.npz` or `validation.npz` of the run, when it saved them."""
+        path = self.folder / f"{name}.npz"
+        return path if path.is_file() else None
 
 
 def _spec_from_summary(summary: dict, source: Path) -> PreprocessSpec:
@@ -122,11 +131,14 @@ def _find_split_files(folder: Path) -> dict[str, Path]:
 
 def read_training_output(
     keras_model: Path,
-    data_root: Path,
+    data_root: Path | None = None,
     train_split: Path | None = None,
     val_split: Path | None = None,
 ) -> TrainingOutput:
-    """Spec, labels and split samples for `keras_model`, from the training folder it sits in."""
+    """Spec, labels and split samples for `keras_model`, from the training folder it sits in.
+
+    Relative paths in split lists are under `data_root`, by default the run's own `data_root`.
+    """
     keras_model = Path(keras_model)
     if not keras_model.is_file():
         raise TrainingOutputError(f"Keras model {keras_model} not found")
@@ -137,6 +149,8 @@ def read_training_output(
             f"{summary_path} is missing: conversion takes the crop spec and labels from the training run"
         )
     summary = json.loads(summary_path.read_text())
+    if data_root is None:
+        data_root = Path(summary.get("data_root") or DEFAULT_DATA_ROOT)
     labels = list(summary.get("labels") or LABELS)
     found = _find_split_files(folder)
     if "both" in found:
@@ -145,9 +159,11 @@ def read_training_output(
     train_path, val_path = train_split or found.get("train"), val_split or found.get("val")
     return TrainingOutput(
         keras_model=keras_model,
+        folder=folder,
         spec=_spec_from_summary(summary, summary_path),
         labels=labels,
         summary=summary,
+        data_root=data_root,
         train_samples=read_split_file(train_path, data_root, "train") if train_path else None,
         val_samples=read_split_file(val_path, data_root, "val") if val_path else None,
     )

@@ -186,3 +186,19 @@ def test_conversion_below_the_agreement_floor_installs_nothing(color_run, capsys
     assert "agreement 1.0 is below 1.01" in capsys.readouterr().err
     assert not (out / "mask_classifier.tflite").exists()
     assert (out / "mask_classifier_parity.json").is_file()  # the report is kept to read why
+
+
+def test_saved_crops_are_read_and_checked_against_the_spec(tmp_path):
+    from convert.crop_sets import CropSetError, load_npz
+    from edge.preprocess import PreprocessSpec
+
+    crops = np.zeros((3, 24, 24, 3), np.uint8)
+    np.savez(tmp_path / "v.npz", crops=crops, labels=np.array([2, 0, 1]), face_px=np.array([20, 64, 300]),
+             is_real=np.array([True, False, True]))  # fmt: skip
+    loaded = load_npz(tmp_path / "v.npz", LABELS, PreprocessSpec(input_size=24))
+    assert loaded.labels == ["mask_weared_incorrect", "with_mask", "without_mask"]
+    assert loaded.face_px == [20, 64, 300]
+    real = loaded.subset(np.flatnonzero(loaded.is_real))
+    assert real.labels == ["mask_weared_incorrect", "without_mask"] and real.crops.shape == (2, 24, 24, 3)
+    with pytest.raises(CropSetError, match="96"):
+        load_npz(tmp_path / "v.npz", LABELS, PreprocessSpec(input_size=96))

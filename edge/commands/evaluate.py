@@ -1,0 +1,200 @@
+"""`maskwatch evaluate DATASET_DIR`: how right is the int8 model on faces it has never seen?
+
+Two kinds of folder. Class folders (ROOT/<label>/*.jpg): each image is a face crop, classified whole;
+a with_mask/without_mask-only dataset is scored as 2-class, a worn-wrong prediction counting as "not
+with_mask". VOC scene folders (images/ + annotations/): the face detector runs on every scene as the
+daemon would, detections are matched to the boxes at IoU 0.5, and matched faces are classified; the
+report adds detection recall and precision and the two numbers the alarm lives by, violator recall
+and false-alarm rate. TFLite runtime only, so it runs on the Pi as well.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import logging
+import sys
+from pathlib import Path
+
+import numpy as np
+
+log = logging.getLogger(__name__)
+
+BATCH = 32  # crops classified per call: bounded memory on a Pi, and batches amortize the invoke
+
+
+def register(subparsers) -> None:
+    parser = subparsers.add_parser(
+        "evaluate",
+        help="score the classifier on a class-folder dataset or a VOC scene folder",
+        description=__doc__.split("\n\n")[1],
+    )
+    parser.add_argument(
+        "dataset", type=Path, metavar="DATASET_DIR", help="ROOT/<label>/*.jpg, or images/ + annotations/"
+    )
+    parser.add_argument(
+        "--model", type=Path, help="classifier .tflite (default: the config's, else the shipped one)"
+    )
+    parser.add_argument("--config", type=Path, help="config file (detector settings, classifier threads)")
+    parser.add_argument("--json", action="store_true", help="print one JSON object instead of tables")
+    parser.set_defaults(handler=handle)
+
+
+def handle(args: argparse.Namespace) -> int:
+    from edge.classifier import MaskClassifier
+    from edge.commands.run import config_path
+    from edge.config import ConfigError, load_config
+    from edge.datasets import DatasetError, is_voc_scene_folder
+    from edge.model_metadata import ModelMetadataError
+
+    if args.json:
+        _logs_to_stderr()
+    try:
+        config = load_config(config_path(args.config))
+        model = args.model or (Path(config.classifier.model) if config.classifier.model else None)
+        classifier = MaskClassifier(model, threads=config.classifier.threads)
+        if is_voc_scene_folder(args.dataset):
+            report = evaluate_scenes(args.dataset, classifier, _detector(config))
+        else:
+            report = evaluate_class_folders(args.dataset, classifier)
+    except (ConfigError, DatasetError, ModelMetadataError, FileNotFoundError, ImportError) as exc:
+        print(f"error: {exc}", file=sys.stderr)
+        return 2
+    report = {"dataset": str(args.dataset), "model": str(classifier.model_path),
+              "model_version": classifier.metadata.model_version, **report}  # fmt: skip
+    print(json.dumps(report) if args.json else format_report(report))
+    return 0
+
+
+def _logs_to_stderr() -> None:
+    """--json owns stdout: one JSON object that scripts parse, so log lines go to stderr."""
+    for handler in logging.getLogger().handlers:
+        if isinstance(handler, logging.StreamHandler) and handler.stream is sys.stdout:
+            handler.setStream(sys.stderr)
+
+
+def _detector(config):
+    from edge.faces import FaceDetector
+
+    return FaceDetector(config.detector)
+
+
+def evaluate_class_folders(root: Path, classifier) -> dict:
+    """Every image of ROOT/<label>/ classified whole; the classification report, by face size."""
+    from edge.datasets import load_image_bgr, read_class_folders
+    from edge.preprocess import crop_whole_image
+    from edge.scoring import classification_report
+
+    dataset = read_class_folders(root)
+    predicted, heights = [], []
+    for start in range(0, len(dataset.samples), BATCH):
+        batch = dataset.samples[start : start + BATCH]
+        images = [load_image_bgr(sample.image) for sample in batch]
+        crops = np.stack([crop_whole_image(image, classifier.spec, frame_order="BGR") for image in images])
+        predicted.extend(classifier.labels[i] for i in np.argmax(classifier.classify_crops(crops), axis=1))
+        heights.extend(image.shape[0] for image in images)
+    truth = [sample.label for sample in dataset.samples]
+    report = classification_report(
+        truth, predicted, classifier.labels, face_px=heights, two_class=dataset.is_two_class
+    )
+    report["layout"] = "class folders"
+    report["predicted_counts"] = {label: predicted.count(label) for label in classifier.labels}
+    return report
+
+
+def evaluate_scenes(root: Path, classifier, detector) -> dict:
+    """Detect, match at IoU 0.5 and classify on every VOC scene; detection, matched-face and alarm numbers."""
+    from edge.datasets import load_image_bgr, read_voc_scenes
+    from edge.scoring import SceneScorer
+
+    scorer = SceneScorer(labels=classifier.labels)
+    scenes = read_voc_scenes(root)
+    for index, scene in enumerate(scenes, 1):
+        frame = load_image_bgr(scene.image)
+        faces = detector.detect(frame, frame_order="BGR")
+        predictions = classifier.classify(frame, faces, frame_order="BGR")
+        scorer.add_scene(
+            [face.box for face in scene.faces],
+            [face.label for face in scene.faces],
+            [face.box for face in faces],
+            [prediction.label for prediction in predictions],
+        )
+        if index % 100 == 0:
+            log.info("%d/%d scenes", index, len(scenes))
+    report = scorer.report()
+    return {"layout": "VOC scenes", "scenes": len(scenes), **report.pop("classification"), **report}
+
+
+# --- human-readable tables -------------------------------------------------------------------------
+
+
+def _num(value, digits: int = 3) -> str:
+    return "-" if value is None else f"{value:.{digits}f}"
+
+
+def _classification_lines(report: dict) -> list[str]:
+    labels = report["confusion"]["labels"]
+    width = max(len(label) for label in [*labels, "label"]) + 2
+    lines = [f"{'label':<{width}}{'precision':>10}{'recall':>8}{'f1':>8}{'support':>9}"]
+    for label, m in report["per_class"].items():
+        lines.append(
+            f"{label:<{width}}{_num(m['precision']):>10}{_num(m['recall']):>8}{_num(m['f1']):>8}{m['support']:>9}"
+        )
+    lines += [
+        "",
+        "confusion (rows: true, columns: predicted)",
+        " " * width + "".join(f"{lb:>{width}}" for lb in labels),
+    ]
+    for label, row in zip(labels, report["confusion"]["matrix"], strict=True):
+        lines.append(f"{label:<{width}}" + "".join(f"{v:>{width}}" for v in row))
+    lines += ["", f"{'face height':<12}{'n':>7}{'accuracy':>10}{'macro-F1':>10}"]
+    for size, m in report.get("by_size", {}).items():
+        lines.append(f"{size:<12}{m['n']:>7}{_num(m['accuracy']):>10}{_num(m['macro_f1']):>10}")
+    return lines
+
+
+def _detection_lines(detection: dict, alarm: dict) -> list[str]:
+    lines = [
+        f"detection at IoU {detection['iou_threshold']}: recall {_num(detection['recall'])} of "
+        f"{detection['n_faces']} faces, precision {_num(detection['precision'])} of {detection['n_detections']} detections",
+        f"{'face height':<12}{'faces':>7}{'recall':>8}{'detections':>12}{'precision':>10}",
+    ]
+    for size, r in detection["recall_by_size"].items():
+        p = detection["precision_by_size"][size]
+        lines.append(f"{size:<12}{r['n']:>7}{_num(r['recall']):>8}{p['n']:>12}{_num(p['precision']):>10}")
+    lines.append("recall by class: " + ", ".join(
+        f"{label} {_num(r['recall'])} (n={r['n']})" for label, r in detection["recall_by_class"].items()
+    ))  # fmt: skip
+    by_size = ", ".join(f"{size} {_num(v)}" for size, v in alarm["violator_recall_by_size"].items())
+    lines += [
+        "",
+        f"violator recall {_num(alarm['violator_recall'])} of {alarm['violators']} violators ({by_size})",
+        f"false-alarm rate {_num(alarm['false_alarm_rate'])}: {alarm['false_alarms_on_masked']} masked faces and "
+        f"{alarm['false_alarms_on_non_faces']} non-faces flagged; alarm precision {_num(alarm['alarm_precision'])}",
+    ]
+    return lines
+
+
+def format_report(report: dict) -> str:
+    """The report as tables for a terminal."""
+    scoring = report["scoring"]
+    if scoring == "2-class":
+        scoring += ": a mask_weared_incorrect prediction counts as without_mask"
+    header = [
+        f"dataset: {report['dataset']} ({report['layout']})",
+        f"model: {report['model']} (version {report['model_version']})",
+        f"scoring: {scoring}",
+    ]
+    if "predicted_counts" in report:
+        header.append("predicted: " + ", ".join(f"{k} {v}" for k, v in report["predicted_counts"].items()))
+    header.append("")
+    body = []
+    if "detection" in report:
+        body = _detection_lines(report["detection"], report["alarm"]) + [
+            "",
+            "classification of matched faces:",
+        ]
+    summary = (
+        f"n={report['n']}  accuracy {_num(report['accuracy'], 4)}  macro-F1 {_num(report['macro_f1'], 4)}"
+    )
+    return "\n".join(header + body + [summary, ""] + _classification_lines(report))

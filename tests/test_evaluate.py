@@ -1,0 +1,148 @@
+"""`maskwatch evaluate` end to end with the colour model (known answers) and a scripted face detector."""
+
+from __future__ import annotations
+
+import argparse
+import json
+from pathlib import Path
+
+import cv2
+import numpy as np
+import pytest
+
+from edge.commands import evaluate
+from tests.color_model import FIXTURE, color_image
+
+
+def _run(argv: list[str]) -> int:
+    parser = argparse.ArgumentParser()
+    evaluate.register(parser.add_subparsers())
+    args = parser.parse_args(["evaluate", *argv])
+    return args.handler(args)
+
+
+@pytest.fixture(autouse=True)
+def _no_user_config(monkeypatch):
+    monkeypatch.delenv("MASKWATCH_CONFIG", raising=False)
+
+
+def _write(path: Path, image: np.ndarray) -> None:
+    path.parent.mkdir(parents=True, exist_ok=True)
+    cv2.imwrite(str(path), image)
+
+
+def test_two_class_folders_score_incorrect_as_not_with_mask(tmp_path, capsys):
+    for i in range(3):
+        _write(tmp_path / "mask" / f"m{i}.png", color_image("with_mask", 40, 40, seed=i))
+        _write(tmp_path / "no_mask" / f"n{i}.png", color_image("without_mask", 70, 70, seed=i))
+    _write(
+        tmp_path / "no_mask" / "wrongly.png", color_image("mask_weared_incorrect", 130, 130)
+    )  # a violator too
+    _write(tmp_path / "mask" / "missed.png", color_image("without_mask", 20, 20))  # the one real error
+
+    assert _run([str(tmp_path), "--model", str(FIXTURE), "--json"]) == 0
+    report = json.loads(capsys.readouterr().out)
+    assert report["scoring"] == "2-class"
+    assert report["n"] == 8
+    assert report["accuracy"] == pytest.approx(7 / 8)
+    assert report["confusion"] == {"labels": ["with_mask", "without_mask"], "matrix": [[3, 1], [0, 4]]}
+    assert report["per_class"]["with_mask"] == {
+        "precision": 1.0,
+        "recall": 0.75,
+        "f1": pytest.approx(6 / 7),
+        "support": 4,
+    }
+    assert report["predicted_counts"]["mask_weared_incorrect"] == 1
+    assert report["by_size"]["<32"]["n"] == 1 and report["by_size"]["<32"]["accuracy"] == 0.0
+    assert report["by_size"][">=128"]["n"] == 1
+    assert report["model_version"] == "color-test"
+
+
+def test_three_class_folders_and_the_table(tmp_path, capsys):
+    for label, folder in (
+        ("with_mask", "with_mask"),
+        ("without_mask", "without_mask"),
+        ("mask_weared_incorrect", "incorrect"),
+    ):
+        for i in range(2):
+            _write(tmp_path / folder / f"{i}.jpg", color_image(label, 64, 64, seed=i))
+    assert _run([str(tmp_path), "--model", str(FIXTURE)]) == 0
+    out = capsys.readouterr().out
+    assert "scoring: 3-class" in out
+    assert "n=6  accuracy 1.0000  macro-F1 1.0000" in out
+    assert "mask_weared_incorrect" in out and "confusion (rows: true, columns: predicted)" in out
+    assert any(line.startswith("64-127") and line.split()[1:3] == ["6", "1.000"] for line in out.splitlines())
+
+
+class ScriptedDetector:
+    """Returns the given boxes for each scene, in order: the detector seam for scoring tests."""
+
+    def __init__(self, boxes_per_scene):
+        self.boxes = list(boxes_per_scene)
+
+    def detect(self, frame, frame_order="BGR"):
+        class Face:
+            def __init__(self, box):
+                self.box, self.score, self.keypoints = box, 0.9, ()
+
+        return [Face(box) for box in self.boxes.pop(0)]
+
+
+VOC = """<annotation><filename>{name}.jpg</filename><size><width>300</width><height>120</height></size>
+{objects}</annotation>"""
+OBJECT = "<object><name>{label}</name><bndbox><xmin>{x1}</xmin><ymin>{y1}</ymin><xmax>{x2}</xmax><ymax>{y2}</ymax></bndbox></object>"
+
+
+def _scene_folder(root: Path) -> Path:
+    """One scene: a masked face, an unmasked face and a wrongly masked face, 60 px, side by side."""
+    frame = np.full((120, 300, 3), 128, np.uint8)
+    objects = []
+    for i, label in enumerate(("with_mask", "without_mask", "mask_weared_incorrect")):
+        x = 20 + 95 * i
+        frame[20:100, x : x + 80] = color_image(label, 80, 80, seed=i)
+        objects.append(OBJECT.format(label=label, x1=x + 10, y1=30, x2=x + 70, y2=90))
+    _write(root / "images" / "s0.jpg", frame)
+    (root / "annotations").mkdir(parents=True)
+    (root / "annotations" / "s0.xml").write_text(VOC.format(name="s0", objects="".join(objects)))
+    return root
+
+
+def test_scene_folder_detection_classification_and_alarm(tmp_path, monkeypatch, capsys):
+    root = _scene_folder(tmp_path)
+    detections = [
+        (31, 30, 90, 90),  # the masked face
+        (127, 31, 185, 90),  # the unmasked face
+        # the wrongly masked face is missed; a red-and-blue patch on the wall is not a face
+        (250, 0, 299, 20),
+    ]
+    monkeypatch.setattr(evaluate, "_detector", lambda config: ScriptedDetector([detections]))
+    assert _run([str(root), "--model", str(FIXTURE), "--json"]) == 0
+    report = json.loads(capsys.readouterr().out)
+    assert report["layout"] == "VOC scenes" and report["scenes"] == 1
+    assert report["detection"]["recall"] == pytest.approx(2 / 3)
+    assert report["detection"]["precision"] == pytest.approx(2 / 3)
+    assert report["detection"]["recall_by_class"]["mask_weared_incorrect"] == {"n": 1, "recall": 0.0}
+    assert report["n"] == 2 and report["accuracy"] == 1.0  # matched faces, classified right
+    alarm = report["alarm"]
+    assert alarm["violators"] == 2 and alarm["violator_recall"] == 0.5
+    assert alarm["false_alarms_on_masked"] == 0
+    assert set(report) >= {"n", "accuracy", "per_class", "confusion", "by_size", "detection", "alarm"}
+
+
+def test_scene_folder_table(tmp_path, monkeypatch, capsys):
+    root = _scene_folder(tmp_path)
+    monkeypatch.setattr(evaluate, "_detector", lambda config: ScriptedDetector([[(31, 30, 90, 90)]]))
+    assert _run([str(root), "--model", str(FIXTURE)]) == 0
+    out = capsys.readouterr().out
+    assert "detection at IoU 0.5: recall 0.333 of 3 faces, precision 1.000 of 1 detections" in out
+    assert "violator recall 0.000 of 2 violators" in out
+    assert "classification of matched faces:" in out
+
+
+def test_missing_model_and_bad_dataset_exit_2_with_the_reason(tmp_path, capsys):
+    (tmp_path / "hats").mkdir()
+    _write(tmp_path / "hats" / "a.png", color_image("with_mask"))
+    assert _run([str(tmp_path), "--model", str(tmp_path / "none.tflite")]) == 2
+    assert "none.tflite not found" in capsys.readouterr().err
+    assert _run([str(tmp_path), "--model", str(FIXTURE)]) == 2
+    assert "hats" in capsys.readouterr().err
