@@ -190,3 +190,19 @@ def test_shipped_model_tells_synthesized_masks_apart(shipped):
         (prediction,) = shipped.classify(frame, [box], frame_order="BGR")
         assert prediction.label == label, f"{label}: got {prediction.scores}"
         assert prediction.score >= 0.6
+
+
+def test_latency_bench_runs_on_any_tflite(capsys):
+    import importlib.util
+
+    path = paths.REPO_ROOT / "bench" / "classifier_latency.py"
+    spec = importlib.util.spec_from_file_location("classifier_latency", path)
+    bench = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(bench)
+    assert bench.main(["--model", str(FIXTURE), "--repeats", "3", "--json"]) == 0
+    result = json.loads(capsys.readouterr().out)
+    assert result["input_size"] == 24
+    assert {(r["threads"], r["batch"], r["strategy"]) for r in result["rows"]} == {
+        (t, b, s) for t in (1, 2) for b, s in ((1, "single"), (6, "batched"), (6, "one by one"))
+    }
+    assert all(r["ms_per_face"] > 0 for r in result["rows"])
