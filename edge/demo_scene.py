@@ -7,8 +7,9 @@ measured here once. This module cuts the person out softly, draws masks on her w
 pastes her into a plain 640x480 corridor at any face size and position, returning the ground truth (box,
 keypoints, label) in frame pixels.
 
-The image file is read straight from the installed scikit-image package, without importing scikit-image
-(which would pull in SciPy): on a Pi that is both faster and lighter.
+The photo is read straight from the installed scikit-image package, without importing scikit-image (which
+would pull in SciPy), or, on a Pi without scikit-image, from the copy `python -m edge.fetch_demo_image`
+took out of its wheel at install time. Nothing is downloaded at run time.
 """
 
 from __future__ import annotations
@@ -22,6 +23,7 @@ from pathlib import Path
 import cv2
 import numpy as np
 
+from edge import fetch_demo_image
 from edge.mask_synth import MaskStyle, draw_mask, label_for
 
 FRAME_WIDTH, FRAME_HEIGHT = 640, 480
@@ -45,7 +47,7 @@ _BODY_EXTENSION_ROWS = 300
 
 
 class SampleImageMissingError(FileNotFoundError):
-    """scikit-image (whose wheel carries the sample photo) is not installed."""
+    """The sample photo is neither in an installed scikit-image nor fetched; the message says how to get it."""
 
 
 @dataclass(frozen=True, eq=False)  # holds arrays: compare by identity
@@ -110,20 +112,25 @@ class PlacedFace:
         return self.box[3] - self.box[1]
 
 
-def skimage_data_file(filename: str) -> Path:
-    """A file from scikit-image's bundled data folder, located without importing scikit-image."""
-    spec = importlib.util.find_spec("skimage")
-    if spec is None or not spec.submodule_search_locations:
-        raise SampleImageMissingError(
-            "the demo's sample photo ships inside scikit-image, which is not installed: "
-            "`pip install scikit-image` (Raspberry Pi OS: `sudo apt install python3-skimage`)"
+def sample_image_path() -> Path:
+    """The astronaut photo: scikit-image's copy when it is installed, else the one fetched for the demo.
+
+    Either copy must have the pinned SHA-256, because the keypoints above were measured on exactly it.
+    """
+    candidates = []
+    spec = importlib.util.find_spec("skimage")  # finds the package without importing it (and SciPy)
+    if spec is not None and spec.submodule_search_locations:
+        candidates.append(
+            Path(next(iter(spec.submodule_search_locations))) / "data" / fetch_demo_image.FILE_NAME
         )
-    path = Path(next(iter(spec.submodule_search_locations))) / "data" / filename
-    if not path.is_file():
-        raise SampleImageMissingError(
-            f"{path} is missing from the installed scikit-image; reinstall scikit-image"
-        )
-    return path
+    candidates.append(fetch_demo_image.demo_image_dir() / fetch_demo_image.FILE_NAME)
+    for path in candidates:
+        if fetch_demo_image.has_expected_hash(path):
+            return path
+    raise SampleImageMissingError(
+        f"the demo's sample photo (astronaut.png from scikit-image) was not found in {', '.join(map(str, candidates))}: "
+        f"install it with `{fetch_demo_image.FETCH_COMMAND}` (or `pip install scikit-image`)"
+    )
 
 
 def person_alpha(shape: tuple[int, int], ellipses: Sequence[tuple[float, float, float, float]]) -> np.ndarray:
@@ -136,7 +143,7 @@ def person_alpha(shape: tuple[int, int], ellipses: Sequence[tuple[float, float, 
 
 @lru_cache(maxsize=1)
 def _astronaut_pixels() -> np.ndarray:
-    image = cv2.imread(str(skimage_data_file("astronaut.png")), cv2.IMREAD_COLOR)
+    image = cv2.imread(str(sample_image_path()), cv2.IMREAD_COLOR)
     if image is None:
         raise SampleImageMissingError("OpenCV could not read scikit-image's astronaut.png")
     extended = cv2.copyMakeBorder(image, 0, _BODY_EXTENSION_ROWS, 0, 0, cv2.BORDER_REPLICATE)
