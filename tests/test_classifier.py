@@ -161,7 +161,7 @@ def test_sidecar_that_disagrees_with_the_model_is_an_error(tmp_path, changes, me
 
 # --- the shipped model ----------------------------------------------------------------------------
 
-SHIPPED = paths.REPO_ROOT / "models" / "mask_classifier.tflite"
+SHIPPED = paths.classifier_model_path()  # MASKWATCH_MODELS_DIR points the tests at a candidate
 needs_shipped_model = pytest.mark.skipif(
     not SHIPPED.is_file(), reason="models/mask_classifier.tflite is not built yet (python -m convert)"
 )
@@ -181,15 +181,15 @@ def test_shipped_model_matches_the_contract(shipped):
 
 
 @needs_shipped_model
-def test_shipped_model_tells_synthesized_masks_apart(shipped):
-    fixtures = pytest.importorskip(
-        "tests.fixtures", reason="tests/fixtures.py (astronaut frames) not there yet"
-    )
-    for label in LABELS:
-        frame, box = fixtures.astronaut_face(label)
-        (prediction,) = shipped.classify(frame, [box], frame_order="BGR")
-        assert prediction.label == label, f"{label}: got {prediction.scores}"
-        assert prediction.score >= 0.6
+@pytest.mark.parametrize("placement", [None, "correct", "below_nose", "on_chin"])
+@pytest.mark.parametrize("face_px", [64, 160])
+def test_shipped_model_tells_synthesized_masks_apart(shipped, placement, face_px):
+    from tests.fixtures import entrance_frame
+
+    frame, face = entrance_frame(placement, face_px=face_px)
+    (prediction,) = shipped.classify(frame, [face.box], frame_order="BGR")
+    assert prediction.label == face.label, f"{placement} at {face_px} px: {prediction.scores}"
+    assert prediction.score >= 0.6
 
 
 def test_latency_bench_runs_on_any_tflite(capsys):
