@@ -77,8 +77,11 @@ def main(argv: list[str] | None = None) -> int:
     size = int(BatchInvoker(args.model, threads=1).input_detail["shape"][1])
     rows = measure(args.model, args.threads, args.batches, args.repeats)
     machine = f"{platform.machine()}, {os.cpu_count()} CPUs, {platform.processor() or platform.platform()}"
+    single = [r for r in rows if r["batch"] == 1 and r["threads"] == args.threads[-1]]
     result = {"model": str(args.model), "bytes": args.model.stat().st_size, "input_size": size,
-              "machine": machine, "rows": rows}  # fmt: skip
+              "machine": machine, "rows": rows,
+              # the headline for scripts (the input-size sweep): one face, the last --threads given
+              "ms_per_face": single[0]["ms_per_face"] if single else None}  # fmt: skip
     if args.json:
         print(json.dumps(result))
         return 0

@@ -206,3 +206,7 @@ def test_latency_bench_runs_on_any_tflite(capsys):
         (t, b, s) for t in (1, 2) for b, s in ((1, "single"), (6, "batched"), (6, "one by one"))
     }
     assert all(r["ms_per_face"] > 0 for r in result["rows"])
+    assert (
+        result["ms_per_face"]
+        == next(r for r in result["rows"] if (r["threads"], r["batch"]) == (2, 1))["ms_per_face"]
+    )
