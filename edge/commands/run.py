@@ -80,7 +80,10 @@ def _demo(args: argparse.Namespace) -> int:
     from gpiozero.pins.mock import MockFactory, MockPWMPin
 
     from edge.app import App
+    from edge.demo import demo_frames
 
+    demo = demo_frames()
+    print(f"demo: {len(demo)} frames at {demo.fps} fps, mock GPIO\n{demo.describe()}", flush=True)
     with tempfile.TemporaryDirectory(prefix="maskwatch-demo-") as state_dir:
         app = App(
             args.config,
@@ -93,7 +96,12 @@ def _demo(args: argparse.Namespace) -> int:
         printer = DemoPrinter(lambda: app.parts["alarm"].state if "alarm" in app.parts else "off")
         app.extra_observers.append(printer)
         code = run_app(app)
-    print(f"demo finished: {app.frames} frames, {app.events} alarms ({printer.summary()})", flush=True)
+    expected = ", ".join(alarm for _, alarm in demo.expected_alarms())
+    print(
+        f"demo finished: {app.frames} frames, {app.events} alarms ({printer.summary()}); "
+        f"the full sequence should raise: {expected}",
+        flush=True,
+    )
     return code
 
 

@@ -1,0 +1,504 @@
+"""The daemon end to end: config file -> App -> real loop -> mock GPIO pins; real signals; faults.
+
+Two kinds of scenes. With the colour test model (tests/daemon_scenes.py) every answer is known in
+advance, so the app's mechanics are tested through real BlazeFace and real TFLite inference on any
+machine. With the shipped classifier (models/mask_classifier.tflite) people wear masks drawn by our
+synthesizer (tests/fixtures.py); those tests skip, saying why, while the model is not there.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import shutil
+import signal
+import socket
+import subprocess
+import sys
+import threading
+import time
+from pathlib import Path
+
+import pytest
+from daemon_scenes import COLOR_MODEL, REPO, SHIPPED_MODEL, StepClock, approaching, empty, write_folder
+from gpiozero import Device
+from gpiozero.pins.mock import MockFactory
+
+from edge.app import App
+from edge.cli import main as cli_main
+
+RED, BUZZER, GREEN = 17, 18, 27
+needs_shipped_model = pytest.mark.skipif(
+    not SHIPPED_MODEL.is_file(),
+    reason=f"{SHIPPED_MODEL.relative_to(REPO)} is not built yet (issue: training)",
+)
+
+
+@pytest.fixture
+def pins():
+    saved = Device.pin_factory
+    factory = MockFactory()
+    Device.pin_factory = factory
+    try:
+        yield factory
+    finally:
+        factory.reset()
+        Device.pin_factory = saved
+
+
+def write_config(path: Path, model: Path | str = COLOR_MODEL, **sections) -> Path:
+    data = {
+        "classifier": {"model": str(model)},
+        "alarm": {"duration_s": 0.4, "ok_led_pin": GREEN},
+        "camera": {"fps_limit": 0},
+        "logging": {"stats_interval_s": 3600},
+    }
+    for name, values in sections.items():
+        data.setdefault(name, {}).update(values)
+    path.write_text(json.dumps(data))  # JSON is YAML
+    return path
+
+
+class Recorder:
+    def __init__(self, on_frame=None):
+        self.frames, self.events, self.camera = [], [], []
+        self._on_frame = on_frame
+
+    def on_frame(self, result):
+        self.frames.append(result)
+        if self._on_frame:
+            self._on_frame(result)
+
+    def on_event(self, event):
+        self.events.append(event)
+
+    def on_camera(self, connected):
+        self.camera.append(connected)
+
+    def close(self):
+        pass
+
+
+def run_app(tmp_path, pins, frames, config=None, **kwargs) -> tuple[App, Recorder, int]:
+    source = write_folder(frames, tmp_path / "frames")
+    recorder = Recorder()
+    app = App(
+        config or write_config(tmp_path / "config.yaml"),
+        source=str(source),
+        pin_factory=pins,
+        clock=StepClock(),
+        state_dir=tmp_path / "state",
+        extra_observers=[recorder],
+        **kwargs,
+    )
+    return app, recorder, app.run()
+
+
+def assert_all_off_and_released(pins, *numbers):
+    for n in numbers:
+        pin = pins.pin(n)
+        assert not pin.state, f"GPIO{n} left on"
+        assert pin.function == "input", f"GPIO{n} not released"
+
+
+# --- the alarm through the whole app ------------------------------------------------------------------
+
+
+def test_a_violator_sounds_the_alarm_once(tmp_path, pins):
+    frames = empty(3) + approaching("without_mask", 30) + empty(3)
+    config = write_config(
+        tmp_path / "config.yaml", camera={"fps_limit": 15}
+    )  # real time: the pattern plays out
+    app, recorder, code = run_app(tmp_path, pins, frames, config=config)
+    assert code == 0 and app.frames == 36
+    assert [e.label for e in recorder.events] == ["without_mask"]
+    assert [s.state for s in pins.pin(RED).states] == [False, True, False, True, False]
+    pins.pin(RED).assert_states_and_times(
+        [(0, False), (pins.pin(RED).states[1].timestamp, True), (0.1, False), (0.1, True), (0.1, False)]
+    )
+    assert [s.state for s in pins.pin(BUZZER).states] == [False, True, False, True, False]
+    assert_all_off_and_released(pins, RED, BUZZER, GREEN)
+
+
+def test_a_masked_person_never_sounds_it(tmp_path, pins):
+    app, recorder, code = run_app(tmp_path, pins, approaching("with_mask", 40))
+    assert code == 0 and recorder.events == []
+    assert [s.state for s in pins.pin(RED).states] == [False]
+    assert [s.state for s in pins.pin(BUZZER).states] == [False]
+    assert [s.state for s in pins.pin(GREEN).states][:2] == [False, True], "green LED: ok to enter"
+    assert_all_off_and_released(pins, RED, BUZZER, GREEN)
+
+
+def test_sigterm_in_process_turns_every_output_off(tmp_path, pins):
+    config = write_config(
+        tmp_path / "config.yaml", camera={"loop": True, "fps_limit": 0}, alarm={"duration_s": 30}
+    )
+
+    def kill_after_alarm(result):
+        if any(f.decision == "violation" for f in result.faces):
+            os.kill(os.getpid(), signal.SIGTERM)  # a real signal to this process, mid-alarm
+
+    source = write_folder(approaching("without_mask", 10), tmp_path / "frames")
+    app = App(
+        config,
+        source=str(source),
+        pin_factory=pins,
+        clock=StepClock(),
+        state_dir=tmp_path / "state",
+        extra_observers=[Recorder(on_frame=kill_after_alarm)],
+    )
+    assert app.run() == 0
+    assert True in [s.state for s in pins.pin(RED).states], "the alarm was sounding"
+    assert_all_off_and_released(pins, RED, BUZZER, GREEN)
+    assert signal.getsignal(signal.SIGTERM) is signal.SIG_DFL or callable(signal.getsignal(signal.SIGTERM))
+
+
+def test_a_crash_mid_run_still_turns_the_outputs_off(tmp_path, pins):
+    class CrashingApp(App):
+        def _detector(self, config):
+            real = super()._detector(config)
+            calls = []
+
+            class Crashes:
+                def detect(self, frame, frame_order="BGR"):
+                    calls.append(1)
+                    if len(calls) == 8:
+                        raise RuntimeError("detector bug")
+                    return real.detect(frame, frame_order)
+
+            return Crashes()
+
+    source = write_folder(approaching("without_mask", 10), tmp_path / "frames")
+    app = CrashingApp(
+        write_config(tmp_path / "c.yaml", alarm={"duration_s": 30}),
+        source=str(source),
+        pin_factory=pins,
+        clock=StepClock(),
+        state_dir=tmp_path / "state",
+    )
+    with pytest.raises(RuntimeError, match="detector bug"):
+        app.run()
+    assert True in [s.state for s in pins.pin(RED).states], "the alarm was sounding when it crashed"
+    assert_all_off_and_released(pins, RED, BUZZER, GREEN)
+
+
+# --- faults ---------------------------------------------------------------------------------------------
+
+
+def test_the_source_fails_and_comes_back(tmp_path, pins):
+    folder = tmp_path / "camera"
+    folder.mkdir()  # no images yet: the "camera" cannot open
+    config = write_config(
+        tmp_path / "config.yaml",
+        camera={"loop": True, "fps_limit": 0, "retry_initial_s": 0.1, "retry_max_s": 1.0},
+    )
+    app = None
+
+    def stop_after_some_frames(result):
+        if result.index == 5:
+            app.request_stop()
+
+    recorder = Recorder(on_frame=stop_after_some_frames)
+    app = App(
+        config,
+        source=str(folder),
+        pin_factory=pins,
+        clock=StepClock(),
+        state_dir=tmp_path / "state",
+        extra_observers=[recorder],
+    )
+    plug_in = threading.Timer(0.6, lambda: write_folder(empty(3), folder))
+    plug_in.start()
+    try:
+        assert app.run() == 0
+    finally:
+        plug_in.cancel()
+    assert recorder.camera == [False, True]
+    assert len(recorder.frames) == 6
+    red = [s.state for s in pins.pin(RED).states]
+    assert red[:3] == [False, True, False], "the fault flash showed while the camera was lost"
+    assert [s.state for s in pins.pin(BUZZER).states] == [False], "a lost camera is silent"
+    assert_all_off_and_released(pins, RED, BUZZER, GREEN)
+
+
+def test_bad_config_exits_2_naming_the_key(tmp_path, caplog):
+    config = tmp_path / "config.yaml"
+    config.write_text("alarm:\n  buzer_pin: 18\n")
+    assert cli_main(["run", "--config", str(config), "--source", str(tmp_path)]) == 2
+    assert "alarm.buzer_pin: unknown key (did you mean alarm.buzzer_pin?)" in caplog.text
+
+
+def test_a_missing_model_exits_2_saying_where_it_looked(tmp_path, pins, caplog):
+    config = write_config(tmp_path / "config.yaml", model=tmp_path / "nope.tflite")
+    app = App(
+        config,
+        source=str(write_folder(empty(1), tmp_path / "f")),
+        pin_factory=pins,
+        state_dir=tmp_path / "state",
+    )
+    from edge.commands.run import run_app as run_command
+
+    assert run_command(app) == 2
+    assert f"classifier model {tmp_path / 'nope.tflite'} not found" in caplog.text
+    assert_all_off_and_released(pins, RED, BUZZER, GREEN)
+
+
+def test_a_wrong_model_exits_2_saying_what_disagrees(tmp_path, pins, caplog):
+    model = tmp_path / "model.tflite"
+    shutil.copy(COLOR_MODEL, model)
+    meta = json.loads(COLOR_MODEL.with_suffix(".json").read_text())
+    meta["labels"] = meta["labels"][:2]
+    model.with_suffix(".json").write_text(json.dumps(meta))
+    app = App(
+        write_config(tmp_path / "config.yaml", model=model),
+        source=str(write_folder(empty(1), tmp_path / "f")),
+        pin_factory=pins,
+        state_dir=tmp_path / "state",
+    )
+    from edge.commands.run import run_app as run_command
+
+    assert run_command(app) == 2
+    assert "model has 3 outputs, metadata lists 2 labels" in caplog.text
+    # A file that is not a TFLite model at all:
+    model.write_bytes(b"not a model")
+    model.with_suffix(".json").write_text(
+        json.dumps({**meta, "labels": meta["labels"] + ["x"], "model_sha256": ""})
+    )
+    assert (
+        run_command(
+            App(
+                write_config(tmp_path / "config.yaml", model=model),
+                source=str(tmp_path / "f"),
+                pin_factory=pins,
+                state_dir=tmp_path / "state",
+            )
+        )
+        == 2
+    )
+
+
+# --- a real daemon process: signals from outside ---------------------------------------------------------
+
+
+class Daemon:
+    """`python -m edge run` in a subprocess with mock GPIO, a notify socket and its log on a pipe."""
+
+    def __init__(self, tmp_path: Path, config: Path, source: Path):
+        self.notify = socket.socket(socket.AF_UNIX, socket.SOCK_DGRAM)
+        self.notify.bind(str(tmp_path / "notify"))
+        env = {
+            **os.environ,
+            "GPIOZERO_PIN_FACTORY": "mock",
+            "NOTIFY_SOCKET": str(tmp_path / "notify"),
+            "MASKWATCH_STATE_DIR": str(tmp_path / "state"),
+            "PYTHONUNBUFFERED": "1",
+        }
+        self.process = subprocess.Popen(
+            [sys.executable, "-m", "edge", "run", "--config", str(config), "--source", str(source)],
+            cwd=REPO,
+            env=env,
+            stdout=subprocess.PIPE,
+            stderr=subprocess.STDOUT,
+            text=True,
+        )
+        self.lines: list[str] = []
+
+    def wait_notify(self, text: str, timeout: float = 60) -> None:
+        deadline = time.monotonic() + timeout
+        self.notify.settimeout(0.5)
+        while time.monotonic() < deadline:
+            try:
+                if text in self.notify.recv(4096).decode():
+                    return
+            except TimeoutError:
+                if self.process.poll() is not None:
+                    break
+        self.kill()
+        raise AssertionError(f"no {text} from the daemon; its output:\n{self.process.stdout.read()[-3000:]}")
+
+    def wait_line(self, text: str, timeout: float = 60) -> str:
+        deadline = time.monotonic() + timeout
+        while time.monotonic() < deadline:
+            line = self.process.stdout.readline()
+            if not line:
+                break
+            self.lines.append(line.rstrip())
+            if text in line:
+                return line
+        raise AssertionError(f"no log line with {text!r}; got:\n" + "\n".join(self.lines[-30:]))
+
+    def finish(self, timeout: float = 30) -> int:
+        out, _ = self.process.communicate(timeout=timeout)
+        self.lines += out.splitlines()
+        self.notify.close()
+        return self.process.returncode
+
+    def kill(self):
+        if self.process.poll() is None:
+            self.process.kill()
+            self.process.wait()
+        self.notify.close()
+
+
+@pytest.fixture
+def daemon_factory():
+    started = []
+
+    def start(*args):
+        started.append(Daemon(*args))
+        return started[-1]
+
+    yield start
+    for daemon in started:
+        daemon.kill()
+
+
+@pytest.mark.slow
+def test_sigterm_to_the_daemon_mid_alarm_leaves_every_output_off(tmp_path, daemon_factory):
+    source = write_folder(approaching("without_mask", 20), tmp_path / "frames")
+    config = write_config(
+        tmp_path / "config.yaml", camera={"loop": True, "fps_limit": 15}, alarm={"duration_s": 30}
+    )
+    daemon = daemon_factory(tmp_path, config, source)
+    daemon.wait_notify("READY=1")
+    daemon.wait_line("output red LED GPIO17: blink 0.1 s on / 0.1 s off")  # the alarm is sounding
+    daemon.process.send_signal(signal.SIGTERM)
+    assert daemon.finish() == 0
+    log = "\n".join(daemon.lines)
+    assert "SIGTERM: stopping" in log
+    assert daemon.lines[-1].endswith(
+        "alarm outputs off and released: red LED GPIO17=off, buzzer GPIO18=off, green LED GPIO27=off"
+    ), log[-2000:]
+
+
+@pytest.mark.slow
+def test_sighup_reloads_the_config_and_keeps_the_last_good_one_on_error(tmp_path, daemon_factory):
+    source = write_folder(empty(5), tmp_path / "frames")
+    config = write_config(tmp_path / "config.yaml", camera={"loop": True, "fps_limit": 15})
+    daemon = daemon_factory(tmp_path, config, source)
+    daemon.wait_notify("READY=1")
+    write_config(config, camera={"loop": True, "fps_limit": 15}, decision={"cooldown_s": 5})
+    daemon.process.send_signal(signal.SIGHUP)
+    daemon.wait_line("config reloaded: decision changed; restarting decider")
+    daemon.wait_notify("READY=1")  # frames flow again after the reload
+    config.write_text("decision:\n  cooldown_s: -1\n")
+    daemon.process.send_signal(signal.SIGHUP)
+    daemon.wait_line("config reload failed, keeping the last good config")
+    daemon.wait_notify("READY=1")
+    daemon.process.send_signal(signal.SIGTERM)
+    assert daemon.finish() == 0
+    log = "\n".join(daemon.lines)
+    assert "decision.cooldown_s: -1 is out of range" in log
+
+
+# --- with the shipped classifier and drawn masks ---------------------------------------------------------
+
+
+@needs_shipped_model
+def test_shipped_model_a_person_without_a_mask_alarms_once_a_masked_one_never(tmp_path, pins):
+    from fixtures import person_passes
+
+    frames = person_passes("correct").frames + person_passes(None).frames
+    app, recorder, code = run_app(tmp_path, pins, frames, config=write_config(tmp_path / "c.yaml", model=""))
+    assert code == 0
+    assert [e.label for e in recorder.events] == ["without_mask"]
+    first_seen = next(r.timestamp for r in recorder.frames[len(frames) // 2 :] if r.faces)
+    assert recorder.events[0].timestamp - first_seen <= 0.5
+
+
+@needs_shipped_model
+@pytest.mark.slow
+def test_shipped_model_no_alarm_from_1000_frames_of_masked_faces(tmp_path, pins):
+    from fixtures import walking_towards_camera
+
+    from edge.camera import FrameListSource
+
+    frames = (
+        walking_towards_camera("correct", 50).frames
+        + walking_towards_camera("correct", 50, mirrored=True).frames
+    )
+
+    class MaskedApp(App):
+        def stages(self):
+            stages = super().stages()
+            source = next(s for s in stages if s.name == "source")
+            stages[stages.index(source)] = type(source)(
+                "source", source.sections, lambda c: FrameListSource(frames, loop=True)
+            )
+            return stages
+
+    recorder = Recorder()
+    app = MaskedApp(
+        write_config(tmp_path / "c.yaml", model=""),
+        pin_factory=pins,
+        clock=StepClock(),
+        max_frames=1000,
+        state_dir=tmp_path / "state",
+        extra_observers=[recorder],
+    )
+    assert app.run() == 0 and app.frames == 1000
+    assert recorder.events == []
+    assert [s.state for s in pins.pin(BUZZER).states] == [False]
+
+
+# --- the other commands of the daemon ---------------------------------------------------------------------
+
+
+def test_demo_runs_the_whole_loop_with_mock_gpio_and_prints_the_alarm_state(tmp_path, capsys):
+    from argparse import Namespace
+
+    from edge.commands import run
+
+    config = write_config(tmp_path / "config.yaml")  # the colour model: everyone is "with_mask", no alarm
+    args = Namespace(demo=True, config=config, source=None, status_port=None, max_frames=25)
+    assert run.handle(args) == 0
+    out = capsys.readouterr().out
+    assert "empty corridor" in out  # the timeline
+    assert "| alarm: idle" in out
+    assert "demo finished: 25 frames, 0 alarms" in out
+
+
+@needs_shipped_model
+@pytest.mark.slow
+def test_demo_with_the_shipped_model_raises_exactly_the_expected_alarms(tmp_path, capsys):
+    from argparse import Namespace
+
+    from edge.commands import run
+
+    config = write_config(tmp_path / "config.yaml", model="")
+    assert (
+        run.handle(Namespace(demo=True, config=config, source=None, status_port=None, max_frames=None)) == 0
+    )
+    out = capsys.readouterr().out
+    assert "(mask_weared_incorrect x1, without_mask x1)" in out, out[-3000:]
+    assert "alarm: no mask" in out and "alarm: mask worn wrongly" in out
+
+
+def test_check_passes_with_models_camera_and_mock_alarm(tmp_path, pins, capsys):
+    from argparse import Namespace
+
+    from edge.commands import check
+
+    config = write_config(tmp_path / "config.yaml")
+    source = write_folder(empty(1), tmp_path / "frames")
+    args = Namespace(config=config, source=str(source), skip_camera=False, skip_alarm=False)
+    assert check.handle(args) == 0
+    out = capsys.readouterr().out
+    for name in ("config", "face detector", "classifier", "camera", "alarm"):
+        assert f"ok   {name}:" in out
+    assert [s.state for s in pins.pin(RED).states][:3] == [False, True, False], "one blink"
+
+
+def test_check_fails_on_a_missing_model_and_a_camera_with_no_frames(tmp_path, pins, capsys, monkeypatch):
+    from argparse import Namespace
+
+    from edge.commands import check
+
+    config = write_config(tmp_path / "config.yaml", model=tmp_path / "missing.tflite")
+    (tmp_path / "empty").mkdir()
+    monkeypatch.setattr(check, "CAMERA_TIMEOUT_S", 0.5)
+    args = Namespace(config=config, source=str(tmp_path / "empty"), skip_camera=False, skip_alarm=True)
+    assert check.handle(args) == 1
+    out = capsys.readouterr().out
+    assert "FAIL classifier: classifier model" in out and "FAIL camera:" in out
+    assert "2 check(s) failed: classifier, camera" in out
