@@ -33,6 +33,7 @@ from edge.demo_scene import (
 from edge.mask_synth import MaskStyle
 
 DEFAULT_FPS = 15
+BLUE_HUE, GREEN_HUE, PURPLE_HUE = 110, 60, 140  # jacket colours (OpenCV hue) that tell the three people apart
 VIOLATION_LABELS = ("without_mask", "mask_weared_incorrect")
 # The classic light-blue surgical mask, so the only difference between the first and third person is how
 # it is worn.
@@ -147,9 +148,9 @@ def demo_people() -> list[SampleFace]:
     """The three visitors: mask worn correctly, no mask, mask on the chin."""
     person = astronaut()
     return [
-        person.with_mask("correct", seed=1, style=DEMO_MASK),
-        person.mirrored(),
-        person.with_mask("on_chin", seed=3, style=DEMO_MASK),
+        person.with_jacket(BLUE_HUE).with_mask("correct", seed=1, style=DEMO_MASK),
+        person.with_jacket(GREEN_HUE).mirrored(),
+        person.with_jacket(PURPLE_HUE).with_mask("on_chin", seed=3, style=DEMO_MASK),
     ]
 
 

@@ -44,6 +44,9 @@ ASTRONAUT_KEYPOINTS: tuple[Point, ...] = (
 # repeating its last rows so that a near person's body does not end mid-frame.
 _ASTRONAUT_PERSON = ((222, 105, 80, 95), (222, 190, 60, 60), (175, 470, 165, 300))
 _BODY_EXTENSION_ROWS = 300
+_SUIT_TOP = 200  # her collar: no skin below it
+_MISSION_PATCH = (170, 384, 40)  # centre x, y and radius on the suit
+_NAME_TAG = (276, 334, 332, 378)  # x1, y1, x2, y2
 
 
 class SampleImageMissingError(FileNotFoundError):
@@ -88,6 +91,21 @@ class SampleFace:
             box=(width - x2, y1, width - x1, y2),
             keypoints=(left_eye, right_eye, nose, mouth, left_ear, right_ear),
         )
+
+    def with_jacket(self, hue: int) -> SampleFace:
+        """The same person in a jacket of another colour (OpenCV hue 0..179): tells the demo's people apart.
+
+        Only strongly coloured orange pixels below the collar change, which on the astronaut is her suit; a
+        blue or green suit is also one less skin-coloured blob for a face detector to mistake for a face.
+        """
+        hsv = cv2.cvtColor(self.image, cv2.COLOR_BGR2HSV)
+        below = np.zeros(hsv.shape[:2], bool)
+        below[_SUIT_TOP:] = True
+        suit = below & (hsv[:, :, 0] <= 22) & (hsv[:, :, 1] >= 90)
+        hsv[:, :, 0][suit] = hue
+        hsv[:, :, 1][suit] = (hsv[:, :, 1][suit] * 0.65).astype(np.uint8)  # a jacket, not a safety vest
+        hsv[:, :, 2][suit] = (hsv[:, :, 2][suit] * 0.8).astype(np.uint8)
+        return replace(self, image=cv2.cvtColor(hsv, cv2.COLOR_HSV2BGR))
 
     def with_mask(self, placement: str, seed: int = 0, style: MaskStyle | None = None) -> SampleFace:
         """The same person wearing a synthesized mask as `placement` (a random style unless given)."""
@@ -146,6 +164,12 @@ def _astronaut_pixels() -> np.ndarray:
     image = cv2.imread(str(sample_image_path()), cv2.IMREAD_COLOR)
     if image is None:
         raise SampleImageMissingError("OpenCV could not read scikit-image's astronaut.png")
+    # The round mission patch and the name tag look enough like faces to BlazeFace to be found now and
+    # then; painted over with the suit, the demo has exactly one face per person.
+    badges = np.zeros(image.shape[:2], np.uint8)
+    cv2.circle(badges, _MISSION_PATCH[:2], _MISSION_PATCH[2], 255, -1)
+    cv2.rectangle(badges, _NAME_TAG[:2], _NAME_TAG[2:], 255, -1)
+    image = cv2.inpaint(image, badges, 7, cv2.INPAINT_TELEA)
     extended = cv2.copyMakeBorder(image, 0, _BODY_EXTENSION_ROWS, 0, 0, cv2.BORDER_REPLICATE)
     extended.setflags(write=False)
     return extended

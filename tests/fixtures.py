@@ -26,7 +26,7 @@ from pathlib import Path
 import cv2
 import numpy as np
 
-from edge.demo import DEMO_MASK
+from edge.demo import BLUE_HUE, DEMO_MASK, GREEN_HUE
 from edge.demo_scene import (
     FRAME_HEIGHT,
     FRAME_WIDTH,
@@ -57,7 +57,8 @@ __all__ = [
 
 
 def astronaut_face() -> SampleFace:
-    """The astronaut photo (512x812 BGR, body extended downwards), unmasked, with `box` and `keypoints`."""
+    """The astronaut photo (512x812 BGR, body extended downwards, badges painted over), unmasked, with
+    `box` and `keypoints`; `masked(None)` is the same person as she appears in fixture frames."""
     return astronaut()
 
 
@@ -68,9 +69,15 @@ def masked(
     """The astronaut wearing a mask as `placement` (None: no mask); a light-blue surgical mask by default.
 
     Pass `style=None` for a random style drawn from `seed`. `mirrored=True` gives a second-looking person
-    (the photo flipped), e.g. for two people in one frame. Cached: treat the arrays as read-only.
+    (the photo flipped, in a green jacket instead of a blue one), e.g. for two people in one frame. As in
+    the demo, her orange space suit is recoloured: BlazeFace now and then takes orange folds for a face.
+    Cached: treat the arrays as read-only.
     """
-    face = astronaut_face().mirrored() if mirrored else astronaut_face()
+    face = (
+        astronaut_face().with_jacket(GREEN_HUE).mirrored()
+        if mirrored
+        else astronaut_face().with_jacket(BLUE_HUE)
+    )
     return face if placement is None else face.with_mask(placement, seed=seed, style=style)
 
 
