@@ -116,3 +116,25 @@ def test_a_frame_source_can_play_it_without_holding_every_frame(demo):
         played += 1
     source.close()
     assert played == len(demo)
+
+
+def test_the_detector_sees_each_person_and_nothing_else(demo):
+    """One face per person frame, none in the empty corridor: no phantom visitor for the daemon to flag."""
+    faces_module = pytest.importorskip("edge.faces")
+    try:
+        detector = faces_module.FaceDetector()
+    except (FileNotFoundError, ImportError) as missing:  # models not fetched, or no TFLite runtime
+        pytest.skip(f"detector not installed: {missing}")
+    for index in range(0, len(demo), 3):
+        found = detector.detect(demo[index])
+        truth = demo.faces(index)
+        if not truth:
+            assert found == [], f"frame {index}: a face in the empty corridor"
+            continue
+        assert len(found) <= 1, f"frame {index}: {len(found)} faces for one person"
+        if truth[0].height >= 64:
+            assert found, f"frame {index}: the {truth[0].height:.0f} px face was not found"
+            x1, y1, x2, y2 = found[0].box
+            cx, cy = (x1 + x2) / 2, (y1 + y2) / 2
+            tx1, ty1, tx2, ty2 = truth[0].box
+            assert tx1 <= cx <= tx2 and ty1 <= cy <= ty2
