@@ -83,7 +83,7 @@ class StatsReporter:
         now = self._clock()
         elapsed = max(now - self._started, 1e-9)
         n = max(self._frames, 1)
-        stages = " ".join(f"{s} {self._stage_sum[s] / n:.1f}" for s in STAGES if s in self._stage_sum)
+        stages = " ".join(f"{s} {self._stage_sum[s] / n:.2f}" for s in STAGES if s in self._stage_sum)
         alarms = sum(self._alarms.values())
         by_label = ", ".join(f"{k} {v}" for k, v in sorted(self._alarms.items()))
         return (

@@ -321,3 +321,34 @@ def test_stop_and_max_frames_end_the_loop():
         stop=stop,
     )
     assert (summary.frames, summary.ended) == (4, "stopped")
+
+
+def test_stats_line_reports_fps_stage_latency_faces_alarms_and_camera(caplog):
+    from edge.results import AlarmEvent, FrameResult
+    from edge.stats import FpsMeter, StatsReporter
+
+    clock = StepClock(fps=15, start=0.0)
+    now = [0.0]
+    stats = StatsReporter(interval_s=60, clock=lambda: now[0])
+    caplog.set_level("INFO", logger="edge.stats")
+    fps = FpsMeter()
+    for i in range(900):  # one minute at 15 fps
+        t = clock()
+        now[0] = t
+        ms = {"capture": 1.0, "detect": 2.0, "classify": 0.5, "decide": 0.05, "total": 3.6 + (i == 5)}
+        stats.on_frame(
+            FrameResult(i, t, FRAME, faces=(), stage_ms=ms, fps=fps.tick(t), detection_skipped=i < 10)
+        )
+    stats.on_event(
+        AlarmEvent(timestamp=1.0, track_id=1, label="without_mask", score=0.9, track_length=3, face_px=80)
+    )
+    stats.on_camera(False)
+    now[0] = 60.1
+    stats.on_frame(FrameResult(900, 60.1, FRAME, faces=(), stage_ms={"total": 3.6}))
+    (line,) = [r.getMessage() for r in caplog.records]
+    assert line.startswith(
+        "stats: 15.0 fps over 60 s | ms/frame capture 1.00 detect 2.00 classify 0.50 decide 0.05 total 3.60"
+    )
+    assert "(worst 4.6)" in line and "detection skipped 10" in line
+    assert "alarms 1 (without_mask 1) | camera lost" in line
+    assert fps.tick(clock()) == pytest.approx(15.0)
