@@ -8,7 +8,8 @@ mask correctly (no alarm), then one without a mask (the no-mask alarm), then one
 `demo_frames()` returns a `DemoSequence`: a read-only sequence of 640x480 BGR uint8 frames, built one at a
 time when indexed (the whole clip would take 200 MB; a frame takes a few milliseconds), plus `segments`,
 the timeline that says which alarm each stretch of frames should raise, and `faces(i)`, the ground-truth
-faces of frame i. It is deterministic: the same frames on every machine and every run.
+faces of frame i. It is deterministic: the same frames on every run (other OpenCV versions may round a
+few pixels one or two grey levels apart; the ground truth is exact everywhere).
 """
 
 from __future__ import annotations
