@@ -3,7 +3,8 @@
 It shows what the daemon is for without a camera or any file of the user's: first a person wearing a
 mask correctly (no alarm), then one without a mask (the no-mask alarm), then one with the mask on the chin
 (the worn-wrong alarm), with the empty corridor between them. All three are scikit-image's astronaut
-(see edge/demo_scene.py), the second mirrored, with masks drawn by our synthesizer.
+(see edge/demo_scene.py) in blue, green and purple jackets, the second mirrored, with masks drawn by
+our synthesizer.
 
 `demo_frames()` returns a `DemoSequence`: a read-only sequence of 640x480 BGR uint8 frames, built one at a
 time when indexed (the whole clip would take 200 MB; a frame takes a few milliseconds), plus `segments`,
