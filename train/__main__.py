@@ -34,6 +34,7 @@ def build_parser() -> argparse.ArgumentParser:
     parser.add_argument("--head-lr", type=float, default=defaults.head_lr)
     parser.add_argument("--finetune-lr", type=float, default=defaults.finetune_lr)
     parser.add_argument("--patience", type=int, default=defaults.patience)
+    parser.add_argument("--real-incorrect-weight", type=float, default=defaults.real_incorrect_weight)
     parser.add_argument("--seed", type=int, default=defaults.seed)
     parser.add_argument("--val-fraction", type=float, default=0.2)
     parser.add_argument(
@@ -63,6 +64,7 @@ def options_from_args(args: argparse.Namespace) -> RunOptions:
         input_size=args.input_size, batch_size=args.batch_size, head_epochs=args.head_epochs, head_lr=args.head_lr,
         finetune_epochs=args.finetune_epochs, finetune_lr=args.finetune_lr,
         finetune_from_block=args.finetune_from_block, patience=args.patience, seed=args.seed,
+        real_incorrect_weight=args.real_incorrect_weight,
     )  # fmt: skip
     return RunOptions(
         data_root=args.data, out_dir=args.out, weights_path=weights, keypoints_path=keypoints, fit=fit,

@@ -14,7 +14,7 @@ import logging
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
 
-from edge.datasets import read_voc_scenes
+from edge.datasets import load_image_bgr, read_voc_scenes
 from edge.model_metadata import LABELS
 
 log = logging.getLogger(__name__)
@@ -64,7 +64,10 @@ def _read_csv(path: Path) -> list[dict]:
 
 
 def _image_height(data_root: Path, relative: str, sizes: dict[str, tuple[int, int]]) -> int:
-    return sizes.get(relative, (0, 0))[1]
+    """From manifest.csv when it lists the file (no decoding), else from the image itself."""
+    if relative in sizes:
+        return sizes[relative][1]
+    return int(load_image_bgr(data_root / relative).shape[0])
 
 
 def read_manifest_sizes(data_root: Path) -> dict[str, tuple[int, int]]:

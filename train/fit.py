@@ -3,7 +3,7 @@
 Batches are augmented on the fly from the cached context crops (train/augment.py) in the main process:
 at ~0.5 ms a face that is a few percent of a training step, and extra worker processes would only fight
 the two cores that TensorFlow needs. Class weights travel as sample weights (one mechanism for both
-phases). The checkpoint keeps the weights of the best validation loss over both phases; early stopping
+phases; real worn-wrong faces weigh extra). The checkpoint keeps the weights of the best validation loss over both phases; early stopping
 ends a phase that stopped improving. Validation uses the contract crops only: what the model will see.
 """
 
@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import logging
 import time
+import warnings
 from dataclasses import asdict, dataclass
 from pathlib import Path
 
@@ -39,10 +40,24 @@ class FitConfig:
     patience: int = 4
     label_smoothing: float = 0.05
     dropout: float = 0.3
+    real_incorrect_weight: float = 3.0  # extra weight of real worn-wrong faces (~65 among ~3000 drawn ones)
     seed: int = 0
 
     def to_dict(self) -> dict:
         return asdict(self)
+
+
+def sample_weights(faces: FaceArrays, config: FitConfig) -> np.ndarray:
+    """Class weight of each face, times `real_incorrect_weight` for real worn-wrong faces.
+
+    The worn-wrong class is mostly drawn masks and MaskedFace-Net; the few real ones (the targets are
+    on real faces) would otherwise weigh as little as one drawn mask each.
+    """
+    labels = faces.labels
+    weights = class_weights(labels)[labels]
+    real_incorrect = np.array([r.is_real and r.label == "mask_weared_incorrect" for r in faces.records])
+    weights[real_incorrect] *= config.real_incorrect_weight
+    return weights.astype(np.float32)
 
 
 def class_weights(labels: np.ndarray, n_classes: int = len(LABELS)) -> np.ndarray:
@@ -59,7 +74,7 @@ class AugmentedBatches(keras.utils.PyDataset):
         super().__init__(workers=1, use_multiprocessing=False)
         self.faces, self.config, self.augment = faces, config, augment
         self.labels = faces.labels
-        self.sample_weights = weights[self.labels]
+        self.sample_weights = weights
         self.epoch = 0
         self.order = self._order()
 
@@ -135,7 +150,7 @@ def fit_classifier(
     model = build_classifier(config.input_size, weights_path, config.dropout, config.seed)
     weights = class_weights(train.labels)
     log.info("class weights %s", dict(zip(LABELS, weights.round(3).tolist(), strict=True)))
-    batches = AugmentedBatches(train, config, augment, weights)
+    batches = AugmentedBatches(train, config, augment, sample_weights(train, config))
     val_data = (val.contract.astype(np.float32), np.eye(len(LABELS), dtype=np.float32)[val.labels])
     history: dict[str, list] = {"phase": []}
     best = keras.callbacks.ModelCheckpoint(
@@ -173,5 +188,7 @@ def fit_classifier(
         history["phase"].extend([name] * len(result.history["loss"]))
         epoch += len(result.history["loss"])
         # the next phase starts from the best weights so far, not from the last (maybe overfit) epoch
-        model.load_weights(checkpoint)
+        with warnings.catch_warnings():  # the checkpoint holds the last phase's optimizer, unused here
+            warnings.simplefilter("ignore", UserWarning)
+            model.load_weights(checkpoint)
     return model, history

@@ -1,0 +1,135 @@
+"""A whole training run on a tiny dataset generated here: the pipeline runs and writes its folder.
+
+The dataset copies the shared data's layout (faces2 with groups.csv, VOC scenes, MaskedFace-Net style
+folders with faces.csv) from one skimage photo, with masks drawn by edge/mask_synth.py. Random weights,
+a 32 px input and one epoch per phase: this checks the plumbing, not accuracy.
+"""
+
+from __future__ import annotations
+
+import csv
+import json
+from pathlib import Path
+
+import cv2
+import numpy as np
+import pytest
+
+pytestmark = [pytest.mark.slow, pytest.mark.workstation]
+
+pytest.importorskip("keras")
+skimage_data = pytest.importorskip("skimage.data")
+
+from edge.mask_geometry import keypoints_from_box  # noqa: E402
+from edge.mask_synth import draw_mask  # noqa: E402
+from train.fit import FitConfig  # noqa: E402
+from train.run import RunOptions, train_model  # noqa: E402
+
+FACE_BOX = (175.0, 75.0, 270.0, 185.0)  # the astronaut's face in skimage.data.astronaut()
+
+
+def _variant(image: np.ndarray, rng: np.random.Generator) -> np.ndarray:
+    gain = rng.uniform(0.7, 1.3, size=3)
+    return np.clip(image.astype(np.float32) * gain, 0, 255).astype(np.uint8)
+
+
+def _write_dataset(root: Path, rng: np.random.Generator) -> dict:
+    scene = cv2.cvtColor(skimage_data.astronaut(), cv2.COLOR_RGB2BGR)
+    keypoints = keypoints_from_box(FACE_BOX).tolist()
+    x1, y1, x2, y2 = (int(v) for v in FACE_BOX)
+    pad = 30
+    crop_box = (x1 - pad, y1 - pad, x2 + pad, y2 + pad)
+    local_box = (pad, pad, pad + x2 - x1, pad + y2 - y1)
+    local_points = [[x - crop_box[0], y - crop_box[1]] for x, y in keypoints]
+    found = {}
+
+    def face(placement: str | None) -> np.ndarray:
+        image = _variant(scene, rng)
+        if placement:
+            image = draw_mask(image, keypoints, FACE_BOX, placement, rng)
+        return image
+
+    groups = [["path", "label", "group", "identity", "links", "source_file"]]
+    for label, placement in (("with_mask", "correct"), ("without_mask", None)):
+        (root / "faces2" / label).mkdir(parents=True)
+        for i in range(8):
+            image = face(placement)[crop_box[1] : crop_box[3], crop_box[0] : crop_box[2]]
+            path = f"faces2/{label}/{i}.jpg"
+            cv2.imwrite(str(root / path), image)
+            groups.append([path, label, f"{label}{i // 2}", "", "", f"{i}.jpg"])
+            if label == "without_mask":
+                found[path] = {
+                    "faces": [{"box": list(local_box), "score": 0.9, "keypoints": local_points}],
+                    "image_size": [image.shape[1], image.shape[0]],
+                }
+    with open(root / "faces2" / "groups.csv", "w", newline="") as handle:
+        csv.writer(handle).writerows(groups)
+
+    (root / "scenes" / "images").mkdir(parents=True)
+    (root / "scenes" / "annotations").mkdir()
+    labels = ["with_mask", "without_mask", "mask_weared_incorrect"]
+    for i in range(9):
+        label = labels[i % 3]
+        placement = {"with_mask": "correct", "without_mask": None, "mask_weared_incorrect": "below_nose"}[
+            label
+        ]
+        cv2.imwrite(str(root / "scenes" / "images" / f"s{i}.jpg"), face(placement))
+        (root / "scenes" / "annotations" / f"s{i}.xml").write_text(
+            f"<annotation><filename>s{i}.jpg</filename><size><width>512</width><height>512</height></size>"
+            f"<object><name>{label}</name><bndbox><xmin>{x1}</xmin><ymin>{y1}</ymin><xmax>{x2}</xmax><ymax>{y2}</ymax></bndbox></object>"
+            "</annotation>"
+        )
+        if label == "without_mask":
+            found[f"scenes/images/s{i}.jpg#0"] = {
+                "faces": [{"box": list(FACE_BOX), "score": 0.9, "keypoints": keypoints}],
+                "image_size": [512, 512],
+            }
+    (root / "scenes" / "near_duplicate_groups.csv").write_text(
+        "image,group\nscenes/images/s0.jpg,s0\nscenes/images/s3.jpg,s0\n"
+    )
+
+    rows = [["path", "label3", "folder", "face_id", "subtype", "source", "source_file"]]
+    for folder, label, placement in (
+        ("correct", "with_mask", "correct"),
+        ("incorrect", "mask_weared_incorrect", "on_chin"),
+    ):
+        (root / "synthetic_masked" / folder).mkdir(parents=True)
+        for i in range(6):
+            path = f"synthetic_masked/{folder}/{i:05d}_x.jpg"
+            image = cv2.resize(
+                face(placement)[crop_box[1] : crop_box[3], crop_box[0] : crop_box[2]], (64, 64)
+            )
+            cv2.imwrite(str(root / path), image)
+            rows.append([path, label, folder, f"{i:05d}", folder, "test", path])
+    with open(root / "synthetic_masked" / "faces.csv", "w", newline="") as handle:
+        csv.writer(handle).writerows(rows)
+    return found
+
+
+def test_tiny_training_run_writes_its_folder(tmp_path):
+    data = tmp_path / "data"
+    keypoints = _write_dataset(data, np.random.default_rng(0))
+    (tmp_path / "keypoints.json").write_text(json.dumps(keypoints))
+    options = RunOptions(
+        data_root=data,
+        out_dir=tmp_path / "run",
+        weights_path=None,
+        keypoints_path=tmp_path / "keypoints.json",
+        fit=FitConfig(input_size=32, batch_size=8, head_epochs=1, finetune_epochs=1, finetune_from_block=15),
+        val_fraction=0.3,
+        cache_dir=tmp_path / "cache",
+    )
+    summary = train_model(options)
+    out = tmp_path / "run"
+    for name in (
+        "model.keras", "training_summary.json", "split_train.json", "split_val.json", "metrics.json",
+        "per_size_metrics.json", "classification_report.txt", "confusion_matrix.png", "training_curves.png",
+        "validation.npz", "representative.npz",
+    ):  # fmt: skip
+        assert (out / name).is_file(), name
+    assert summary["data"]["synthesized"] > 0
+    assert summary["preprocess"]["input_size"] == 32
+    val = np.load(out / "validation.npz")
+    assert val["crops"].shape[1:] == (32, 32, 3) and val["crops"].dtype == np.uint8
+    train_groups = {r["group"] for r in json.loads((out / "split_train.json").read_text())}
+    assert not train_groups & {r["group"] for r in json.loads((out / "split_val.json").read_text())}
