@@ -308,13 +308,18 @@ def _mask_layer(
     base = _channels(style.color, channels, color_order)
     if style.pattern != "plain":
         weight = _pattern(style, a, b, (rows, cols), rng)
+        # A print finer than a few pixels cannot be seen, only its average colour: fading it keeps small
+        # faces from getting an aliased speckle that no camera would show.
+        visible = float(np.clip((style.pattern_scale * frame.unit - 2.0) / 4.0, 0.0, 1.0))
+        if visible < 1.0:
+            weight = weight.mean() + (weight - weight.mean()) * visible
         ink = _channels(style.pattern_color, channels, color_order)
         colour = base * (1.0 - weight[:, :, None]) + ink * weight[:, :, None]
     else:
         colour = np.broadcast_to(base, (rows, cols, channels))
     shade = 1.0 - style.shading * np.clip(np.abs(t), 0, 1.2) ** 2 - 0.08 * (2 * down - 1) ** 2
     shade = shade * _folds(style, t, down, frame.unit) * _scene_light(roi, alpha, style.lighting)
-    grain = _grain(roi, alpha, style.texture, rng)
+    grain = _grain(roi, alpha, style.texture * float(np.clip(frame.unit / 40.0, 0.25, 1.0)), rng)
     layer = colour * shade[:, :, None] + grain[:, :, None]
     if style.valve:
         _draw_valve(layer, frame, outline, width, shift, offset, color_order)
@@ -378,14 +383,18 @@ def _scene_light(roi: np.ndarray, alpha: np.ndarray, strength: float) -> np.ndar
 
 
 def _grain(roi: np.ndarray, alpha: np.ndarray, texture: float, rng: np.random.Generator) -> np.ndarray:
-    """Pixel noise like the photo's own (a clean mask on a noisy photo would be a shortcut) plus fabric grain."""
+    """Pixel noise like the photo's own (a clean mask on a noisy photo would be a shortcut) plus fabric grain.
+
+    The photo's noise is read where it is flattest (the 10th percentile of local high-pass energy), so
+    edges and fine detail of small faces are not mistaken for noise. The caller scales `texture` down for
+    small faces: real weave averages out there, and a speckled mask would be a shortcut of its own.
+    """
     grey = roi.mean(axis=2)
     residual = grey - cv2.blur(grey, (3, 3))
-    inside = alpha > 0.5
-    photo_sigma = 1.4826 * float(np.median(np.abs(residual[inside]))) if inside.any() else 0.0
+    local_energy = cv2.blur(residual * residual, (5, 5))
+    photo_sigma = float(np.sqrt(max(np.percentile(local_energy, 10), 0.0))) / 0.943  # 3x3 high-pass keeps 94%
     sigma = min(photo_sigma, 12.0) + texture * 128.0
-    noise = rng.standard_normal(alpha.shape, dtype=np.float32) * np.float32(sigma)
-    return noise
+    return rng.standard_normal(alpha.shape, dtype=np.float32) * np.float32(sigma)
 
 
 def _draw_valve(
