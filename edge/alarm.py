@@ -128,6 +128,12 @@ class Alarm:
     def is_sounding(self) -> bool:
         return self.state not in (IDLE, FAULT_STATE)
 
+    def wait_until_quiet(self, timeout: float | None = None) -> None:
+        """Block until the playing alarm pattern has finished (a finite source ended mid-alarm)."""
+        remaining = self._until - time.monotonic()
+        if self.is_sounding and remaining > 0:
+            time.sleep(remaining if timeout is None else min(remaining, timeout))
+
     def alert(self, label: str) -> None:
         """Play the pattern for `label` ("without_mask" or "mask_weared_incorrect") for duration_s."""
         pattern = PATTERNS.get(label, PATTERNS["without_mask"])

@@ -152,6 +152,10 @@ class App:
                         self.frames,
                         self.events,
                     )
+                    if (
+                        not self._terminate
+                    ):  # the clip ended and nobody asked us to stop: let the alarm finish
+                        self.parts["alarm"].wait_until_quiet(self.config.alarm.duration_s)
                     return 0
                 self._reload = False
                 self._interrupt.clear()
