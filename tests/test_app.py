@@ -510,3 +510,18 @@ def test_check_fails_on_a_missing_model_and_a_camera_with_no_frames(tmp_path, pi
     out = capsys.readouterr().out
     assert "FAIL classifier: classifier model" in out and "FAIL camera:" in out
     assert "2 check(s) failed: classifier, camera" in out
+
+
+def test_check_outputs_off_drives_every_output_to_off(tmp_path, pins, capsys):
+    from argparse import Namespace
+
+    from edge.commands import check
+
+    for n in (RED, BUZZER):  # what a killed daemon may leave behind: outputs driven on
+        pins.pin(n).function = "output"
+        pins.pin(n).state = True
+    config = write_config(tmp_path / "config.yaml")
+    args = Namespace(config=config, source=None, skip_camera=True, skip_alarm=True, outputs_off=True)
+    assert check.handle(args) == 0
+    assert "ok   outputs off: red LED GPIO17, buzzer GPIO18, green LED GPIO27" in capsys.readouterr().out
+    assert_all_off_and_released(pins, RED, BUZZER, GREEN)

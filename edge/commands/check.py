@@ -27,6 +27,12 @@ def register(subparsers) -> None:
     parser.add_argument("--source", help="override camera.source for the camera check")
     parser.add_argument("--skip-camera", action="store_true", help="do not open the camera")
     parser.add_argument("--skip-alarm", action="store_true", help="do not blink the alarm outputs")
+    parser.add_argument(
+        "--outputs-off",
+        action="store_true",
+        help="only switch every alarm output off and exit (for systemd's ExecStopPost: after a watchdog kill "
+        "or SIGKILL the daemon had no chance to do it)",
+    )
     parser.set_defaults(handler=handle)
 
 
@@ -35,6 +41,10 @@ def handle(args: argparse.Namespace) -> int:
 
     checks = Checks()
     config = checks.run("config", lambda: _check_config(config_path(args.config), args.source))
+    if getattr(args, "outputs_off", False):
+        if config is not None:
+            checks.run("outputs off", lambda: _outputs_off(config))
+        return checks.finish()
     if config is None:
         return checks.finish()
     detector = checks.run("face detector", lambda: _check_detector(config))
@@ -145,3 +155,11 @@ def _check_alarm(config):
         alarm.alert("without_mask")
         time.sleep(0.3)
     return None, f"blinked {outputs} for 0.3 s, all off again"
+
+
+def _outputs_off(config):
+    from edge.alarm import Alarm
+
+    with Alarm(config.alarm) as alarm:  # opening drives every output to its off level; closing keeps it
+        outputs = alarm.describe()
+    return None, outputs or "no outputs configured"

@@ -54,7 +54,11 @@ def config_path(explicit: Path | None) -> Path | None:
 
 
 def handle(args: argparse.Namespace) -> int:
+    import faulthandler
+
     from edge.app import App
+
+    faulthandler.enable()  # a hung loop killed by systemd's watchdog (SIGABRT) leaves its stack in the journal
 
     if args.demo:
         return _demo(args)
