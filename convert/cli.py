@@ -191,7 +191,7 @@ def _print_summary(report: dict, out: Path) -> None:
         f"int8 model: {out / MODEL_NAME} ({report['model_bytes'] / 1e6:.2f} MB), parity on {report['n']} faces"
     )
     print(
-        f"top-1 agreement {report['agreement']:.4f}; accuracy float {report['float']['accuracy']:.4f}, "
+        f"top-1 agreement {report['agreement']:.4f} (faces >= 32 px: {report['agreement_ge32']:.4f}); accuracy float {report['float']['accuracy']:.4f}, "
         f"int8 {report['int8']['accuracy']:.4f}"
     )
     for group in ("agreement_by_class", "agreement_by_size"):

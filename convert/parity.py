@@ -12,6 +12,8 @@ import numpy as np
 
 from edge.scoring import SIZE_BUCKETS, agreement, classification_report, size_bucket
 
+TARGET_MIN_FACE_PX = 32  # the issue's targets count faces of at least this height
+
 
 def float_probabilities(keras_model, crops: np.ndarray, batch_size: int = 64) -> np.ndarray:
     """The Keras model's probabilities for uint8 crops (fed as float 0..255: it rescales inside)."""
@@ -45,6 +47,7 @@ def parity_report(
     return {
         "n": len(true_labels),
         "agreement": agreement(float_top, int8_top),
+        "agreement_ge32": subset([i for i in indices if face_px[i] >= TARGET_MIN_FACE_PX])["agreement"],
         "agreement_by_class": {c: subset([i for i in indices if true_labels[i] == c]) for c in labels},
         "agreement_by_size": {s: subset([i for i in indices if sizes[i] == s]) for s, _, _ in SIZE_BUCKETS},
         "max_abs_probability_diff": float(drift.max()) if drift.size else None,

@@ -153,7 +153,7 @@ def test_conversion_parity_and_sidecar_round_trip(color_run, capsys):
 
     parity = json.loads((out / "mask_classifier_parity.json").read_text())
     assert parity["n"] == 78
-    assert parity["agreement"] == 1.0
+    assert parity["agreement"] == parity["agreement_ge32"] == 1.0
     assert set(parity["agreement_by_class"]) == set(LABELS)
     assert parity["int8"]["accuracy"] == parity["float"]["accuracy"] == 1.0
     assert parity["int8"]["by_size"]["32-63"]["n"] > 0
@@ -202,3 +202,18 @@ def test_saved_crops_are_read_and_checked_against_the_spec(tmp_path):
     assert real.labels == ["mask_weared_incorrect", "without_mask"] and real.crops.shape == (2, 24, 24, 3)
     with pytest.raises(CropSetError, match="96"):
         load_npz(tmp_path / "v.npz", LABELS, PreprocessSpec(input_size=96))
+
+
+def test_parity_report_by_hand():
+    from convert.parity import parity_report
+
+    float_probs = np.array([[0.9, 0.05, 0.05], [0.4, 0.5, 0.1], [0.1, 0.1, 0.8], [0.6, 0.3, 0.1]])
+    int8_probs = np.array([[0.88, 0.06, 0.06], [0.52, 0.4, 0.08], [0.1, 0.1, 0.8], [0.6, 0.3, 0.1]])
+    truth = ["with_mask", "without_mask", "mask_weared_incorrect", "without_mask"]
+    report = parity_report(truth, float_probs, int8_probs, [20, 40, 80, 200], list(LABELS))
+    assert report["agreement"] == 0.75  # the second face flips
+    assert report["agreement_ge32"] == pytest.approx(2 / 3)
+    assert report["agreement_by_class"]["without_mask"] == {"n": 2, "agreement": 0.5}
+    assert report["agreement_by_size"]["32-63"] == {"n": 1, "agreement": 0.0}
+    assert report["max_abs_probability_diff"] == pytest.approx(0.12)
+    assert report["float"]["accuracy"] == 0.75 and report["int8"]["accuracy"] == 0.5
