@@ -1,0 +1,21 @@
+#!/usr/bin/env bash
+# Debian packages the install tests need: shellcheck (setup.sh lint), debootstrap (a fresh Bookworm root),
+# systemd (systemd-analyze verify and security). Does nothing when all are there; needs root otherwise.
+# The tests call it themselves when a tool is missing, so CI needs no extra step.
+set -euo pipefail
+
+packages=(shellcheck debootstrap systemd)
+
+missing=()
+for pkg in "${packages[@]}"; do
+    dpkg-query -W -f='${Status}' "$pkg" 2>/dev/null | grep -q "install ok installed" || missing+=("$pkg")
+done
+((${#missing[@]} == 0)) && exit 0
+
+if [[ $(id -u) -ne 0 ]]; then
+    echo "deps.sh: need root to install ${missing[*]}" >&2
+    exit 1
+fi
+export DEBIAN_FRONTEND=noninteractive
+apt-get update -qq
+apt-get install -y -qq --no-install-recommends "${missing[@]}" >/dev/null
