@@ -11,6 +11,7 @@ attempts with backoff, so a lost camera is retried, never fatal. `FramePacer` (t
 
 from __future__ import annotations
 
+import importlib.util
 import logging
 import threading
 import time
@@ -25,6 +26,10 @@ from edge.config import CameraConfig
 
 log = logging.getLogger(__name__)
 
+_PICAMERA2_MISSING = (
+    "camera.source: picamera2 is not installed (Raspberry Pi OS: sudo apt install python3-picamera2, and make the "
+    "venv with --system-site-packages); on other machines set camera.source to a USB camera index such as 0"
+)
 IMAGE_SUFFIXES = (".jpg", ".jpeg", ".png", ".bmp", ".webp", ".tif", ".tiff")
 
 
@@ -116,10 +121,7 @@ class Picamera2Source:
         try:
             from picamera2 import MappedArray, Picamera2
         except ImportError as exc:
-            raise SourceConfigError(
-                "camera.source: picamera2 is not installed (on Raspberry Pi OS: sudo apt install python3-picamera2; "
-                "create the venv with --system-site-packages)"
-            ) from exc
+            raise SourceConfigError(_PICAMERA2_MISSING) from exc
         c = self.config
         try:
             camera = Picamera2()
@@ -321,6 +323,8 @@ def open_source(spec: str, config: CameraConfig) -> FrameSource:
     """
     spec = str(spec).strip()
     if spec == "picamera2":
+        if importlib.util.find_spec("picamera2") is None:  # found without importing it: startup stays fast
+            raise SourceConfigError(_PICAMERA2_MISSING)
         return Picamera2Source(config)
     if spec == "demo":
         return FrameListSource(_demo_frames, name="demo", loop=config.loop)
