@@ -1,8 +1,10 @@
 """The status page in a real headless Chromium (Debian's, driven by Selenium and Debian's chromium-driver).
 
-A fake loop thread feeds the observers FrameResults at ~15 fps; the test looks at what a person on a
-phone would see: the page loads, the live view shows frames that change, counts and the events list
-update after an alarm, and nothing is wider than the screen.
+Two daemons: a fake loop thread that feeds the observers FrameResults at ~15 fps, and the real one
+(edge.app.App with `status_port`, as `maskwatch run --status-port` starts it) on a short scene of a person
+without a mask walking in, through real BlazeFace and the tests' colour classifier. The tests look at what
+a person on a phone would see: the page loads, the live view shows frames that change, counts and the
+events list update after an alarm, and nothing is wider than the screen.
 """
 
 from __future__ import annotations
@@ -14,6 +16,7 @@ import threading
 import time
 
 import pytest
+from daemon_scenes import COLOR_MODEL, StepClock, approaching, empty, write_folder
 from loop_records import alarm, face, frame_result, textured
 
 from edge.config import Config, replace
@@ -91,6 +94,20 @@ def daemon(tmp_path):
         o.close()
 
 
+def text(driver, css: str) -> str | None:
+    """An element's text read in one script call: the page re-renders its tables every second, so a
+    Selenium element reference could go stale between finding it and reading it."""
+    return driver.execute_script(
+        "const e = document.querySelector(arguments[0]); return e && e.textContent", css
+    )
+
+
+def texts(driver, css: str) -> list[str]:
+    return driver.execute_script(
+        "return Array.from(document.querySelectorAll(arguments[0])).map(e => e.textContent)", css
+    )
+
+
 FRAME_CHECKSUM = """
 const img = document.getElementById('view');
 if (!img.naturalWidth) return null;
@@ -110,25 +127,23 @@ def test_page_stream_and_counts_in_a_real_browser(browser, daemon, tmp_path):
     browser.get(url)
     wait = WebDriverWait(browser, 15, poll_frequency=0.2)
     assert browser.title == "maskwatch"
-    wait.until(lambda d: d.find_element("id", "health").text == "OK")
-    wait.until(lambda d: d.find_element("id", "fps").text not in ("", "–"))
+    wait.until(lambda d: text(d, "#health") == "OK")
+    wait.until(lambda d: text(d, "#fps") not in ("", "–"))
 
     first = wait.until(lambda d: d.execute_script(FRAME_CHECKSUM))
     assert first[:2] == [640, 480], "the live view shows the analysed frame"
     later = wait.until(lambda d: (c := d.execute_script(FRAME_CHECKSUM)) and c[2] != first[2] and c)
     assert later[2] != first[2], "the stream keeps showing new frames"
 
-    decision = browser.find_element("css selector", "#tracks tbody td.violation")
-    assert decision.text == "violation"
-    cell = browser.find_element("css selector", '[data-count="today-without_mask"]')
-    assert cell.text == "0"
+    assert text(browser, "#tracks tbody td.violation") == "violation"
+    assert text(browser, '[data-count="today-without_mask"]') == "0"
 
     for o in observers:
         o.on_event(alarm(track_id=1, score=0.91))
-    wait.until(lambda d: d.find_element("css selector", '[data-count="today-without_mask"]').text == "1")
-    assert browser.find_element("css selector", '[data-count="week-without_mask"]').text == "1"
-    row = wait.until(lambda d: d.find_elements("css selector", "#event-table tbody tr"))
-    assert "without_mask" in row[0].text and "0.91" in row[0].text
+    wait.until(lambda d: text(d, '[data-count="today-without_mask"]') == "1")
+    assert text(browser, '[data-count="week-without_mask"]') == "1"
+    row = wait.until(lambda d: texts(d, "#event-table tbody tr"))
+    assert "without_mask" in row[0] and "0.91" in row[0]
 
     assert browser.execute_script("return window.innerWidth") == PHONE[0]
     too_wide = browser.execute_script(
@@ -150,3 +165,88 @@ def test_closing_the_page_stops_the_encoding(browser, daemon):
     settled = preview.frames_encoded
     time.sleep(0.6)
     assert preview.frames_encoded == settled
+
+
+def free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+class Gate:
+    """An observer that holds the loop at one frame until the test opens it (so the page is seen before)."""
+
+    def __init__(self, at_frame: int):
+        self.at_frame = at_frame
+        self.reached = threading.Event()
+        self.opened = threading.Event()
+
+    def on_frame(self, result):
+        if result.index == self.at_frame:
+            self.reached.set()
+            self.opened.wait(30)
+
+    def on_event(self, event):
+        pass
+
+    def on_camera(self, connected):
+        pass
+
+    def close(self):
+        self.opened.set()
+
+
+def test_real_daemon_run_with_status_port_counts_the_alarm_in_the_browser(browser, tmp_path):
+    from gpiozero.pins.mock import MockFactory
+
+    from edge.app import App
+
+    frames = empty(15) + approaching("without_mask", 30) + empty(30)
+    source = write_folder(frames, tmp_path / "frames")
+    config = tmp_path / "config.yaml"
+    config.write_text(
+        f'classifier: {{model: "{COLOR_MODEL}"}}\n'
+        "camera: {fps_limit: 15}\n"
+        "alarm: {duration_s: 0.4}\n"
+        "logging: {stats_interval_s: 3600}\n"
+    )
+    port = free_port()
+    gate = Gate(at_frame=10)
+    pins = MockFactory()
+    app = App(
+        config,
+        source=str(source),
+        status_port=port,
+        pin_factory=pins,
+        clock=StepClock(),
+        state_dir=tmp_path / "state",
+        extra_observers=[gate],
+    )
+    codes = []
+    daemon = threading.Thread(target=lambda: codes.append(app.run()))
+    daemon.start()
+    try:
+        assert gate.reached.wait(60), "the daemon did not reach frame 10"
+        url = f"http://127.0.0.1:{port}/"
+        browser.get(url)
+        wait = WebDriverWait(browser, 20, poll_frequency=0.2)
+        wait.until(lambda d: text(d, "#health") == "OK")
+        first = wait.until(lambda d: d.execute_script(FRAME_CHECKSUM))
+        assert first[:2] == [640, 480]
+        cell = '[data-count="today-without_mask"]'
+        assert text(browser, cell) == "0"
+        gate.opened.set()  # let the person walk in
+
+        wait.until(lambda d: text(d, cell) == "1")
+        row = wait.until(lambda d: texts(d, "#event-table tbody tr"))
+        assert "without_mask" in row[0]
+        later = wait.until(lambda d: (c := d.execute_script(FRAME_CHECKSUM)) and c[2] != first[2] and c)
+        assert later[2] != first[2], "the live view follows the daemon"
+    finally:
+        gate.opened.set()
+        app.request_stop()
+        daemon.join(30)
+        pins.reset()
+    assert codes == [0]
+    lines = (tmp_path / "state" / "events.jsonl").read_text().splitlines()
+    assert len(lines) == 1 and '"class": "without_mask"' in lines[0]

@@ -151,16 +151,31 @@ def test_no_viewer_no_encoding(page):
     assert not [t for t in threading.enumerate() if t.name == "maskwatch-preview"]
 
 
-def _read_part(response: http.client.HTTPResponse) -> bytes:
-    assert response.readline() == b"--frame\r\n"
-    headers = {}
-    while (line := response.readline()) != b"\r\n":
-        key, _, value = line.decode().partition(":")
-        headers[key.strip().lower()] = value.strip()
-    assert headers["content-type"] == "image/jpeg"
-    jpeg = response.read(int(headers["content-length"]))
-    assert response.read(2) == b"\r\n"
-    return jpeg
+class PartReader:
+    """Splits a multipart/x-mixed-replace body on its boundary, as a browser does."""
+
+    def __init__(self, response: http.client.HTTPResponse):
+        self.response = response
+        self.buffer = b""
+        assert self._line() == b"--frame"
+
+    def _line(self) -> bytes:
+        line = self.response.readline()
+        assert line.endswith(b"\r\n"), line
+        return line[:-2]
+
+    def next(self) -> bytes:
+        headers = {}
+        while line := self._line():
+            key, _, value = line.decode().partition(":")
+            headers[key.strip().lower()] = value.strip()
+        assert headers == {"content-type": "image/jpeg"}
+        body = b""
+        while not body.endswith(b"\r\n--frame\r\n"):
+            chunk = self.response.readline()
+            assert chunk, "stream ended"
+            body += chunk
+        return body[: -len(b"\r\n--frame\r\n")]
 
 
 def test_mjpeg_stream_shows_drawn_frames_at_a_capped_rate_and_stops_with_the_viewer(page):
@@ -181,7 +196,8 @@ def test_mjpeg_stream_shows_drawn_frames_at_a_capped_rate_and_stops_with_the_vie
         response = conn.getresponse()
         assert response.status == 200
         assert response.getheader("Content-Type") == "multipart/x-mixed-replace; boundary=frame"
-        first = cv2.imdecode(np.frombuffer(_read_part(response), np.uint8), cv2.IMREAD_COLOR)
+        parts = PartReader(response)
+        first = cv2.imdecode(np.frombuffer(parts.next(), np.uint8), cv2.IMREAD_COLOR)
         assert first.shape == (480, 640, 3)
         x1, y1 = 100, 130  # the left edge of the violator's box is drawn in red (BGR)
         b, g, r = first[y1 : y1 + 60, x1 - 1 : x1 + 2].reshape(-1, 3).mean(axis=0)
@@ -191,7 +207,7 @@ def test_mjpeg_stream_shows_drawn_frames_at_a_capped_rate_and_stops_with_the_vie
         encoded_before = page.preview.frames_encoded
         started = time.monotonic()
         for _ in range(5):
-            _read_part(response)
+            assert parts.next()[:2] == b"\xff\xd8"
         elapsed = time.monotonic() - started
         assert elapsed >= 0.6, "5 frames at the 5 fps cap take about a second, never as fast as the loop"
         rate = (page.preview.frames_encoded - encoded_before) / elapsed

@@ -242,23 +242,21 @@ def _make_handler(server: StatusServer) -> type[BaseHTTPRequestHandler]:
             self._common_headers()
             self.end_headers()
             seq = 0
+            # Every write ends with the next part's boundary and headers: browsers show a part only once
+            # they have seen what follows it, so this way the newest frame shows at once, and a stalled
+            # loop (camera lost) still shows its last picture. Parts are delimited by the boundary alone.
+            next_part = b"\r\n--frame\r\nContent-Type: image/jpeg\r\n\r\n"
             with server.preview.watch():
-                while not server._closing.is_set():
-                    seq, jpeg = server.preview.next_jpeg(seq, timeout=1.0)
-                    if jpeg is None:
-                        continue
-                    part = (
-                        b"--frame\r\nContent-Type: image/jpeg\r\nContent-Length: "
-                        + str(len(jpeg)).encode()
-                        + b"\r\n\r\n"
-                        + jpeg
-                        + b"\r\n"
-                    )
-                    try:
-                        self.wfile.write(part)
+                try:
+                    self.wfile.write(next_part[2:])
+                    while not server._closing.is_set():
+                        seq, jpeg = server.preview.next_jpeg(seq, timeout=1.0)
+                        if jpeg is None:
+                            continue
+                        self.wfile.write(jpeg + next_part)
                         self.wfile.flush()
-                    except OSError:  # the viewer went away
-                        return
+                except OSError:  # the viewer went away
+                    return
 
         # -- plumbing --------------------------------------------------------------------------------
 
