@@ -76,20 +76,34 @@ def iou(a: Box, b: Box) -> float:
     return inter / union if union > 0 else 0.0
 
 
+def same_place(a: Box, b: Box) -> bool:
+    """Centres closer than half the larger box's height: one face that grew fast between two frames.
+
+    Near the camera a face can grow by half its size from one frame to the next (at 5 fps on a slow Pi),
+    and IoU alone would then call it a new person, who would alarm a second time.
+    """
+    dx = (a[0] + a[2] - b[0] - b[2]) / 2.0
+    dy = (a[1] + a[3] - b[1] - b[3]) / 2.0
+    reach = max(a[3] - a[1], b[3] - b[1]) / 2.0
+    return dx * dx + dy * dy < reach * reach
+
+
 def match_boxes(tracks: Sequence[Box], faces: Sequence[Box], min_iou: float) -> dict[int, int]:
     """Greedy one-to-one matching, best IoU first: {face index: track index}.
 
+    A pair links when its IoU reaches `min_iou` or the boxes are in the same place (see `same_place`).
     A handful of faces per frame makes greedy matching as good as Hungarian and far simpler.
     """
-    pairs = sorted(
-        ((iou(t, f), ti, fi) for ti, t in enumerate(tracks) for fi, f in enumerate(faces)),
-        reverse=True,
-    )
+    pairs = []
+    for ti, t in enumerate(tracks):
+        for fi, f in enumerate(faces):
+            overlap = iou(t, f)
+            if overlap >= min_iou or (overlap > 0 and same_place(t, f)):
+                pairs.append((overlap, ti, fi))
+    pairs.sort(reverse=True)
     matched: dict[int, int] = {}
     used_tracks: set[int] = set()
-    for overlap, ti, fi in pairs:
-        if overlap < min_iou:
-            break
+    for _, ti, fi in pairs:
         if ti in used_tracks or fi in matched:
             continue
         matched[fi] = ti

@@ -118,7 +118,7 @@ def test_a_violator_sounds_the_alarm_once(tmp_path, pins):
 def test_the_alarm_pattern_plays_out_when_a_clip_ends_mid_alarm(tmp_path, pins):
     # Decided on the clip's last frame: the app lets the pattern finish before it switches outputs off,
     # and with the loop idle its timing is exact.
-    app, recorder, code = run_app(tmp_path, pins, empty(2) + approaching("without_mask", 3))
+    app, recorder, code = run_app(tmp_path, pins, empty(2) + approaching("without_mask", 3, 80, 110))
     assert code == 0 and [e.label for e in recorder.events] == ["without_mask"]
     for pin in (RED, BUZZER):
         states = pins.pin(pin).states

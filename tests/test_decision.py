@@ -111,6 +111,31 @@ def test_a_person_walking_towards_the_camera_keeps_one_track():
     assert ids == {1}
 
 
+def test_a_face_that_doubles_in_size_between_frames_is_the_same_person():
+    decider = Decider(DecisionConfig(track_iou=0.3))
+    boxes = [
+        (280, 190, 340, 250),
+        (265, 175, 355, 265),
+        (230, 140, 410, 320),
+    ]  # 60, 90, 180 px: IoU 0.25 last
+    assert iou(boxes[1], boxes[2]) < 0.3
+    ids = [decider.update(i / FPS, FRAME, [seen(b, BARE)])[0][0].track_id for i, b in enumerate(boxes)]
+    assert ids == [1, 1, 1]
+
+
+def test_two_people_side_by_side_stay_two_tracks():
+    decider = Decider(DecisionConfig())
+    for i in range(10):
+        shift = 4 * i
+        faces = [
+            seen((200 + shift, 150, 280 + shift, 250), BARE),
+            seen((290 + shift, 150, 370 + shift, 250), MASKED),
+        ]
+        decisions, _ = decider.update(i / FPS, FRAME, faces)
+    assert [d.track_id for d in decisions] == [1, 2]
+    assert [d.decision for d in decisions] == [VIOLATION, OK]
+
+
 def test_a_track_survives_a_short_dropout_but_not_the_timeout():
     decider = Decider(DecisionConfig(track_timeout_s=1.0))
     box = (200, 150, 280, 250)

@@ -8,6 +8,8 @@ it crashed while running (outputs are off by then; systemd restarts it).
 from __future__ import annotations
 
 import argparse
+import contextlib
+import io
 import logging
 import os
 import tempfile
@@ -58,7 +60,8 @@ def handle(args: argparse.Namespace) -> int:
 
     from edge.app import App
 
-    faulthandler.enable()  # a hung loop killed by systemd's watchdog (SIGABRT) leaves its stack in the journal
+    with contextlib.suppress(AttributeError, ValueError, io.UnsupportedOperation):  # stderr without a file
+        faulthandler.enable()  # a hung loop killed by systemd's watchdog (SIGABRT) leaves its stack in the journal
 
     if args.demo:
         return _demo(args)
