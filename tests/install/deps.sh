@@ -1,10 +1,12 @@
 #!/usr/bin/env bash
 # Debian packages the install tests need: shellcheck (setup.sh lint), debootstrap (a fresh Bookworm root),
-# systemd (systemd-analyze verify and security). Does nothing when all are there; needs root otherwise.
+# systemd (systemd-analyze verify and security), systemd-container (boots the installed root with nspawn),
+# python3-seccomp (runs the demo under the unit's syscall filter). Does nothing when all are there; needs root
+# otherwise.
 # The tests call it themselves when a tool is missing, so CI needs no extra step.
 set -euo pipefail
 
-packages=(shellcheck debootstrap systemd)
+packages=(shellcheck debootstrap systemd systemd-container python3-seccomp)
 
 missing=()
 for pkg in "${packages[@]}"; do
