@@ -198,6 +198,7 @@ class _Fanout:
     def __init__(self, observers: Sequence[Observer]):
         self.observers = list(observers)
         self._reported: set[tuple[int, str]] = set()
+        self._slow_in_a_row: dict[int, int] = {}
 
     def call(self, method: str, arg) -> None:
         for observer in self.observers:
@@ -208,8 +209,14 @@ class _Fanout:
                 self._report_once(observer, method, "raised", exc_info=True)
                 continue
             ms = (perf_counter() - t0) * 1e3
-            if ms > SLOW_OBSERVER_MS:
-                self._report_once(observer, method, f"took {ms:.0f} ms (it runs on the alarm's thread)")
+            # One slow call is a busy CPU or a GC pause; three in a row is the observer.
+            slow = self._slow_in_a_row[id(observer)] = (
+                self._slow_in_a_row.get(id(observer), 0) + 1 if ms > SLOW_OBSERVER_MS else 0
+            )
+            if slow == 3:
+                self._report_once(
+                    observer, method, f"took {ms:.0f} ms three times in a row (it runs on the alarm's thread)"
+                )
 
     def _report_once(self, observer, method: str, what: str, exc_info: bool = False) -> None:
         key = (id(observer), f"{method} {what.split()[0]}")

@@ -396,7 +396,7 @@ def test_sighup_reloads_the_config_and_keeps_the_last_good_one_on_error(tmp_path
     daemon.process.send_signal(signal.SIGTERM)
     assert daemon.finish() == 0
     log = "\n".join(daemon.lines)
-    assert "decision.cooldown_s: -1 is out of range" in log
+    assert "decision.cooldown_s: -1.0 is out of range" in log
 
 
 # --- with the shipped classifier and drawn masks ---------------------------------------------------------

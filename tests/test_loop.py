@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import threading
+import time
 
 import numpy as np
 import pytest
@@ -348,3 +349,20 @@ def test_stats_line_reports_fps_stage_latency_faces_alarms_and_camera(caplog):
     assert "(worst 4.6)" in line and "detection skipped 10" in line
     assert "alarms 1 (without_mask 1) | camera lost" in line
     assert fps.tick(clock()) == pytest.approx(15.0)
+
+
+def test_a_slow_observer_is_reported_once_after_three_slow_calls_in_a_row(caplog):
+    class Slow(Recorder):
+        def on_frame(self, result):
+            time.sleep(0.03 if result.index in (0, 2, 3, 4, 6, 7, 8) else 0)
+
+    run_loop(
+        FrameListSource([FRAME] * 10),
+        ScriptedDetector([]),
+        ScriptedClassifier(),
+        Decider(),
+        NullAlarm(),
+        observers=[Slow()],
+    )
+    warnings = [r.getMessage() for r in caplog.records if "Slow.on_frame took" in r.getMessage()]
+    assert len(warnings) == 1 and "three times in a row" in warnings[0]
