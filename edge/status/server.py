@@ -162,6 +162,7 @@ def _make_handler(server: StatusServer) -> type[BaseHTTPRequestHandler]:
     class Handler(BaseHTTPRequestHandler):
         server_version = f"maskwatch/{__version__}"
         protocol_version = "HTTP/1.1"
+        timeout = 30  # seconds a silent or stalled client may hold a handler thread
 
         def log_message(self, fmt: str, *args: Any) -> None:  # access log at debug level, not stderr
             log.debug("%s %s", self.address_string(), fmt % args)
