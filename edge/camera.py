@@ -101,6 +101,14 @@ def yuv420_to_bgr(buffer: np.ndarray, width: int, height: int, stride: int) -> n
     return cv2.cvtColor(i420, cv2.COLOR_YUV2BGR_I420)
 
 
+def _frame_rate_controls(fps: float) -> dict:
+    """libcamera's FrameDurationLimits (every picamera2 version knows it; "FrameRate" is newer sugar)."""
+    if not fps:
+        return {}
+    frame_us = int(round(1e6 / fps))
+    return {"FrameDurationLimits": (frame_us, frame_us)}
+
+
 class Picamera2Source:
     """The Pi camera: a `main` stream for snapshots and a small `lores` YUV420 stream for analysis.
 
@@ -128,7 +136,7 @@ class Picamera2Source:
             video = camera.create_video_configuration(
                 main={"size": (c.snapshot_width, c.snapshot_height), "format": "RGB888"},
                 lores={"size": (c.width, c.height), "format": "YUV420"},
-                controls={"FrameRate": c.fps_limit} if c.fps_limit else {},
+                controls=_frame_rate_controls(c.fps_limit),
                 buffer_count=4,
             )
             camera.configure(video)
