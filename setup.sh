@@ -642,11 +642,14 @@ start_service() {
         note "systemd is not running here (a chroot, or an image being prepared): the service starts at boot"
     elif ((NO_START)); then
         note "not started (--no-start): sudo systemctl start maskwatch"
-    elif ((!check_ok)); then
-        warn "the self-test failed, so the service was not (re)started. Fix what it reported (often camera.source in $CONFIG_FILE), check again with \`sudo maskwatch check\`, then: sudo systemctl restart maskwatch"
     elif ((was_active && !CHANGED)); then
         note "running, nothing changed: not restarted"
+    elif ((!check_ok && !was_active)); then
+        warn "the self-test failed, so the service was not started. Fix what it reported (often camera.source in $CONFIG_FILE), check again with \`sudo maskwatch check\`, then: sudo systemctl restart maskwatch"
     else
+        # After an upgrade the alarm was running: start it again even if the self-test failed, since
+        # the daemon retries a lost camera and a stopped alarm watches nobody.
+        ((check_ok)) || warn "the self-test failed; maskwatch was running before, so it is started again. Fix what the self-test reported and check with \`sudo maskwatch check\`"
         act "${SYSTEMCTL[@]}" restart "$SERVICE"
     fi
     return $((!check_ok))

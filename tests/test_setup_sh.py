@@ -415,6 +415,17 @@ def test_failed_self_test_leaves_the_service_stopped_and_fails(machine):
 
 
 @needs_root
+def test_failed_self_test_after_an_upgrade_starts_the_alarm_again(machine):
+    machine.make_pi()
+    machine.setup()
+    (machine.src / "edge" / "__init__.py").write_text('__version__ = "0.1.1"\n')
+    machine.env["FAKE_CHECK_RC"] = "1"
+    out = machine.setup(expect_rc=1)
+    assert "maskwatch was running before, so it is started again" in out
+    assert [c[1] for c in machine.calls("systemctl") if c[1] in ("stop", "restart")] == ["stop", "restart"]
+
+
+@needs_root
 def test_numpy_2_in_the_venv_is_refused(machine):
     machine.env["FAKE_NUMPY_VERSION"] = "2.1.0"
     assert "it must stay 1.x" in machine.setup(expect_rc=1)
