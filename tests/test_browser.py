@@ -222,11 +222,20 @@ def test_real_daemon_run_with_status_port_counts_the_alarm_in_the_browser(browse
         state_dir=tmp_path / "state",
         extra_observers=[gate],
     )
-    codes = []
-    daemon = threading.Thread(target=lambda: codes.append(app.run()))
+    codes, crashes = [], []
+
+    def run() -> None:
+        try:
+            codes.append(app.run())
+        except BaseException as exc:  # shown by the assertion below, not lost in a thread
+            crashes.append(exc)
+            gate.reached.set()
+
+    daemon = threading.Thread(target=run)
     daemon.start()
     try:
         assert gate.reached.wait(60), "the daemon did not reach frame 10"
+        assert not crashes, f"the daemon failed: {crashes[0]!r}"
         url = f"http://127.0.0.1:{port}/"
         browser.get(url)
         wait = WebDriverWait(browser, 20, poll_frequency=0.2)
