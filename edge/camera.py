@@ -261,7 +261,7 @@ class ImageFolderSource:
         log.info("%s: %d images", self.path, len(self._files))
 
     def read(self) -> np.ndarray | None:
-        while True:
+        for _ in range(len(self._files) + 1):  # at most one lap: a folder of broken files must not spin
             if self._next >= len(self._files):
                 if not (self.config.loop and self._files):
                     return None
@@ -275,6 +275,7 @@ class ImageFolderSource:
             if image.dtype != np.uint8:
                 image = cv2.convertScaleAbs(image, alpha=255.0 / max(1.0, float(image.max())))
             return fit_within(as_bgr(image), self.config.width, self.config.height)
+        raise CameraError(f"{self.path}: none of its images is readable")
 
     def close(self) -> None:
         self._files = []

@@ -240,6 +240,14 @@ def test_an_empty_folder_is_a_camera_error(tmp_path):
         ImageFolderSource(tmp_path, CameraConfig()).open()
 
 
+def test_a_looping_folder_of_broken_images_is_a_camera_error_not_a_hang(tmp_path):
+    (tmp_path / "a.png").write_bytes(b"broken")
+    source = ImageFolderSource(tmp_path, CameraConfig(loop=True))
+    source.open()
+    with pytest.raises(CameraError, match="none of its images is readable"):
+        source.read()
+
+
 def test_source_names(tmp_path):
     config = CameraConfig()
     assert isinstance(open_source("0", config), VideoCaptureSource)
