@@ -638,6 +638,9 @@ start_service() {
         run_check || check_ok=0
     fi
 
+    if ((!check_ok)); then
+        warn "the self-test failed. Fix what it reported (often camera.source in $CONFIG_FILE), then check again with \`sudo maskwatch check\`"
+    fi
     if ! systemd_running; then
         note "systemd is not running here (a chroot, or an image being prepared): the service starts at boot"
     elif ((NO_START)); then
@@ -645,11 +648,11 @@ start_service() {
     elif ((was_active && !CHANGED)); then
         note "running, nothing changed: not restarted"
     elif ((!check_ok && !was_active)); then
-        warn "the self-test failed, so the service was not started. Fix what it reported (often camera.source in $CONFIG_FILE), check again with \`sudo maskwatch check\`, then: sudo systemctl restart maskwatch"
+        note "not started because the self-test failed; once it passes: sudo systemctl restart maskwatch"
     else
         # After an upgrade the alarm was running: start it again even if the self-test failed, since
         # the daemon retries a lost camera and a stopped alarm watches nobody.
-        ((check_ok)) || warn "the self-test failed; maskwatch was running before, so it is started again. Fix what the self-test reported and check with \`sudo maskwatch check\`"
+        ((check_ok)) || note "maskwatch was running before, so it is started again"
         act "${SYSTEMCTL[@]}" restart "$SERVICE"
     fi
     return $((!check_ok))
@@ -673,7 +676,11 @@ install_all() {
     install_unit
     local status=0
     start_service || status=$?
-    say "Done$( ((CHANGED)) || echo ': nothing changed')"
+    if ((status)); then
+        say "Installed, but the self-test failed (see above)"
+    else
+        say "Done$( ((CHANGED)) || echo ': nothing changed')"
+    fi
     note "config:  $CONFIG_FILE (then: sudo systemctl reload maskwatch)"
     note "status:  systemctl status maskwatch"
     note "logs:    journalctl -u maskwatch -f"
