@@ -1,0 +1,161 @@
+"""`maskwatch detect`: real BlazeFace and a real TFLite classifier on photos written to disk.
+
+The classifier is the committed colour model (tests/data/color_classifier.tflite), whose answer is the
+dominant colour channel of the crop, so swapping the photo's channels picks the expected label. The
+shipped mask classifier is tested too once models/mask_classifier.tflite exists.
+"""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import cv2
+import numpy as np
+import pytest
+
+from edge.cli import main as cli_main
+from edge.demo_scene import astronaut, entrance_background, place_face
+from tests.daemon_scenes import CHANNELS, COLOR_MODEL, SHIPPED_MODEL
+
+FACE_PX, FACE_CENTRE = 140.0, (320.0, 220.0)
+
+
+def person_frame(label: str) -> tuple[np.ndarray, tuple[float, float, float, float]]:
+    """A 640x480 BGR entrance frame with one person whose colours make the colour model say `label`."""
+    frame = entrance_background()
+    placed = place_face(frame, astronaut(), FACE_PX, FACE_CENTRE)
+    return np.ascontiguousarray(frame[:, :, CHANNELS[label]]), placed.box
+
+
+@pytest.fixture(scope="module")
+def photos(tmp_path_factory) -> tuple[Path, dict[str, tuple]]:
+    """A folder with one photo per label (one in a subfolder) and an empty corridor."""
+    folder = tmp_path_factory.mktemp("photos")
+    truth = {}
+    for name, label in (
+        ("a_mask.png", "with_mask"),
+        ("b_nomask.png", "without_mask"),
+        ("sub/c_wrong.png", "mask_weared_incorrect"),
+    ):
+        frame, box = person_frame(label)
+        (folder / name).parent.mkdir(exist_ok=True)
+        cv2.imwrite(str(folder / name), frame)
+        truth[name] = (label, box)
+    cv2.imwrite(str(folder / "d_empty.png"), entrance_background())
+    return folder, truth
+
+
+@pytest.fixture(scope="module")
+def color_config(tmp_path_factory) -> Path:
+    path = tmp_path_factory.mktemp("config") / "config.yaml"
+    path.write_text(f"classifier:\n  model: {COLOR_MODEL}\n")
+    return path
+
+
+def run_json(capsys, *args: str) -> tuple[int, list[dict]]:
+    status = cli_main(["detect", "--json", *args])
+    out = capsys.readouterr().out
+    return status, [json.loads(line) for line in out.splitlines()]
+
+
+def iou(a, b) -> float:
+    x1, y1 = max(a[0], b[0]), max(a[1], b[1])
+    x2, y2 = min(a[2], b[2]), min(a[3], b[3])
+    inter = max(0.0, x2 - x1) * max(0.0, y2 - y1)
+    return inter / ((a[2] - a[0]) * (a[3] - a[1]) + (b[2] - b[0]) * (b[3] - b[1]) - inter)
+
+
+def test_json_gives_one_line_per_image_with_each_face_labelled(capsys, photos, color_config):
+    folder, truth = photos
+    status, lines = run_json(capsys, "--config", str(color_config), str(folder))
+    assert status == 0
+    by_name = {Path(line["image"]).relative_to(folder).as_posix(): line for line in lines}
+    assert sorted(by_name) == ["a_mask.png", "b_nomask.png", "d_empty.png", "sub/c_wrong.png"]
+    assert by_name["d_empty.png"]["faces"] == []
+    for name, (label, box) in truth.items():
+        line = by_name[name]
+        assert (line["width"], line["height"]) == (640, 480)
+        (face,) = line["faces"]
+        assert set(face) >= {"box", "label", "score", "scores", "keypoints"}
+        assert face["label"] == label, name
+        assert face["score"] == max(face["scores"].values()) and sum(
+            face["scores"].values()
+        ) == pytest.approx(1, abs=0.01)
+        assert iou(face["box"], box) > 0.6, (face["box"], box)
+        assert len(face["keypoints"]) == 6 and all(len(point) == 2 for point in face["keypoints"])
+
+
+def test_an_image_given_by_path_is_reported_by_that_path(capsys, photos, color_config):
+    folder, _ = photos
+    image = folder / "b_nomask.png"
+    status, (line,) = run_json(capsys, "--config", str(color_config), str(image))
+    assert status == 0 and line["image"] == str(image) and line["faces"][0]["label"] == "without_mask"
+
+
+def test_annotate_writes_each_image_with_its_boxes_drawn(capsys, photos, color_config, tmp_path):
+    folder, truth = photos
+    status = cli_main(["detect", "--config", str(color_config), "--annotate", str(tmp_path), str(folder)])
+    out = capsys.readouterr().out
+    assert status == 0
+    assert "d_empty.png (640x480): 0 faces" in out and "without_mask" in out
+    for name, (_, box) in truth.items():
+        original, drawn = cv2.imread(str(folder / name)), cv2.imread(str(tmp_path / name))
+        assert drawn is not None and drawn.shape == original.shape, name
+        changed = np.any(drawn != original, axis=2)
+        x1, y1, x2, y2 = (int(round(v)) for v in box)
+        assert changed[y1 - 15 : y2 + 15, x1 - 15 : x2 + 15].sum() > 200, "no box drawn around the face"
+        outside = changed.copy()
+        outside[y1 - 40 : y2 + 40, x1 - 40 :] = False  # the box, and its label which may run to the right
+        assert outside.sum() == 0, "drawn away from the face"
+    empty = cv2.imread(str(tmp_path / "d_empty.png"))
+    assert np.array_equal(empty, cv2.imread(str(folder / "d_empty.png")))
+
+
+def test_unreadable_images_are_reported_and_the_rest_still_run(capsys, photos, color_config, tmp_path):
+    folder, _ = photos
+    broken = tmp_path / "broken.jpg"
+    broken.write_bytes(b"not a jpeg")
+    status = cli_main(
+        ["detect", "--json", "--config", str(color_config), str(broken), str(folder / "a_mask.png")]
+    )
+    captured = capsys.readouterr()
+    assert status == 1
+    assert f"cannot read image {broken}" in captured.err
+    (line,) = [json.loads(text) for text in captured.out.splitlines()]
+    assert line["faces"][0]["label"] == "with_mask"
+
+
+def test_a_missing_input_is_an_error_before_any_model_loads(capsys, tmp_path):
+    assert cli_main(["detect", str(tmp_path / "nope.jpg")]) == 2
+    assert "no such file or folder" in capsys.readouterr().err
+
+
+def test_a_missing_classifier_names_the_file(capsys, photos, tmp_path):
+    config = tmp_path / "config.yaml"
+    config.write_text(f"classifier:\n  model: {tmp_path / 'absent.tflite'}\n")
+    assert cli_main(["detect", "--config", str(config), str(photos[0])]) == 2
+    assert "absent.tflite" in capsys.readouterr().err
+
+
+def test_the_config_detector_settings_are_used(capsys, photos, tmp_path):
+    """An impossible score threshold in the config leaves no face: the command uses the run's settings."""
+    config = tmp_path / "config.yaml"
+    config.write_text(
+        f"detector:\n  score_threshold: 0.99\n  fine_score_threshold: 0.99\nclassifier:\n  model: {COLOR_MODEL}\n"
+    )
+    status, (line,) = run_json(capsys, "--config", str(config), str(photos[0] / "a_mask.png"))
+    assert status == 0 and line["faces"] == []
+
+
+@pytest.mark.skipif(not SHIPPED_MODEL.is_file(), reason="the shipped classifier is not built yet")
+def test_the_shipped_model_labels_an_unmasked_face(capsys, tmp_path):
+    frame = entrance_background()
+    place_face(frame, astronaut(), FACE_PX, FACE_CENTRE)
+    cv2.imwrite(str(tmp_path / "person.png"), frame)
+    config = tmp_path / "config.yaml"
+    config.write_text("detector:\n  threads: 2\n")  # defaults: the shipped model
+    status, (line,) = run_json(capsys, "--config", str(config), str(tmp_path / "person.png"))
+    assert status == 0
+    (face,) = line["faces"]
+    assert face["label"] == "without_mask" and face["score"] > 0.5
