@@ -2,8 +2,8 @@
 
 MediaPipe's BlazeFace models return raw regressions against a fixed anchor grid and logits, not boxes.
 Turning those into faces is pure numpy, kept apart from the interpreter so tests can feed it plain
-numbers. Coordinates inside this module are normalized to the model's square input (0..1) until
-`Letterbox.to_frame` maps them back to frame pixels.
+numbers. Inside this module coordinates are pixels of the model input until `Letterbox.to_frame` maps
+them back to frame pixels.
 """
 
 from __future__ import annotations
@@ -26,18 +26,25 @@ class AnchorSpec:
     consecutive layers with the same stride share one grid, stacking their anchors per cell.
     """
 
-    input_size: int
+    input_size: int  # the square input the model ships with
     strides: tuple[int, ...]
     anchors_per_layer: int  # 2 when interpolated_scale_aspect_ratio adds a second anchor, else 1
-    expected_count: int
+    resizable: bool  # the network is fully convolutional: any input size that is a multiple of 16 runs
 
 
-SHORT_RANGE = AnchorSpec(input_size=128, strides=(8, 16, 16, 16), anchors_per_layer=2, expected_count=896)
-FULL_RANGE = AnchorSpec(input_size=192, strides=(4,), anchors_per_layer=1, expected_count=2304)
+SHORT_RANGE = AnchorSpec(input_size=128, strides=(8, 16, 16, 16), anchors_per_layer=2, resizable=True)
+# full-range ends in fixed reshapes, so its input cannot be resized
+FULL_RANGE = AnchorSpec(input_size=192, strides=(4,), anchors_per_layer=1, resizable=False)
 
 
-def generate_anchors(spec: AnchorSpec) -> np.ndarray:
-    """Anchor centres (N, 2) as (x, y) in 0..1, in the order the model emits its predictions."""
+def generate_anchors(spec: AnchorSpec, width: int | None = None, height: int | None = None) -> np.ndarray:
+    """Anchor centres (N, 2) as (x, y) input pixels, in the order the model emits its predictions.
+
+    `width` and `height` default to the model's own square input; a resized short-range model has a
+    grid of ceil(size / stride) cells per axis, like MediaPipe's, at each stride.
+    """
+    width = width or spec.input_size
+    height = height or spec.input_size
     centres = []
     layer = 0
     while layer < len(spec.strides):
@@ -45,31 +52,35 @@ def generate_anchors(spec: AnchorSpec) -> np.ndarray:
         same = 0
         while layer + same < len(spec.strides) and spec.strides[layer + same] == stride:
             same += 1
-        per_cell = same * spec.anchors_per_layer
-        cells = int(np.ceil(spec.input_size / stride))
-        ys, xs = np.meshgrid(np.arange(cells), np.arange(cells), indexing="ij")
-        grid = np.stack([(xs + 0.5) / cells, (ys + 0.5) / cells], axis=-1).reshape(-1, 1, 2)
-        centres.append(np.repeat(grid, per_cell, axis=1).reshape(-1, 2))
+        cells_x, cells_y = -(-width // stride), -(-height // stride)
+        ys, xs = np.meshgrid(np.arange(cells_y), np.arange(cells_x), indexing="ij")
+        grid = np.stack([(xs + 0.5) * width / cells_x, (ys + 0.5) * height / cells_y], axis=-1)
+        centres.append(
+            np.repeat(grid.reshape(-1, 1, 2), same * spec.anchors_per_layer, axis=1).reshape(-1, 2)
+        )
         layer += same
-    anchors = np.concatenate(centres).astype(np.float32)
-    if len(anchors) != spec.expected_count:
-        raise AssertionError(f"anchor spec gives {len(anchors)} anchors, expected {spec.expected_count}")
-    return anchors
+    return np.concatenate(centres).astype(np.float32)
 
 
 def sigmoid_scores(logits: np.ndarray) -> np.ndarray:
     """Face probabilities from raw logits, clipped first as MediaPipe does (no overflow warnings)."""
-    clipped = np.clip(logits.astype(np.float32), -SCORE_CLIP, SCORE_CLIP)
-    return 1.0 / (1.0 + np.exp(-clipped))
+    clipped = np.clip(logits.astype(np.float64), -SCORE_CLIP, SCORE_CLIP)  # exp(100) overflows float32
+    return (1.0 / (1.0 + np.exp(-clipped))).astype(np.float32)
 
 
-def decode(raw: np.ndarray, anchors: np.ndarray, input_size: int) -> tuple[np.ndarray, np.ndarray]:
-    """Boxes (N, 4) as x1, y1, x2, y2 and keypoints (N, 6, 2) as x, y, all normalized to 0..1.
+def logit(probability: float) -> float:
+    """The logit of a probability: thresholding logits lets the sigmoid run only on the anchors kept."""
+    probability = min(max(probability, 1e-6), 1 - 1e-6)
+    return float(np.log(probability / (1.0 - probability)))
+
+
+def decode(raw: np.ndarray, anchors: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """Boxes (N, 4) as x1, y1, x2, y2 and keypoints (N, 6, 2) as x, y, in input pixels.
 
     Each raw row is 16 values in input pixels relative to its anchor centre: box centre offset (x, y),
     box size (w, h), then 6 keypoint offsets (x, y).
     """
-    raw = raw.astype(np.float32) / np.float32(input_size)
+    raw = raw.astype(np.float32)
     centre = raw[:, 0:2] + anchors
     half = raw[:, 2:4] / 2.0
     boxes = np.concatenate([centre - half, centre + half], axis=1)
@@ -84,8 +95,8 @@ def iou_one_to_many(box: np.ndarray, boxes: np.ndarray) -> np.ndarray:
     ix2 = np.minimum(box[2], boxes[:, 2])
     iy2 = np.minimum(box[3], boxes[:, 3])
     inter = np.clip(ix2 - ix1, 0, None) * np.clip(iy2 - iy1, 0, None)
-    area = (box[2] - box[0]) * (box[3] - box[1])
-    areas = (boxes[:, 2] - boxes[:, 0]) * (boxes[:, 3] - boxes[:, 1])
+    area = max(box[2] - box[0], 0) * max(box[3] - box[1], 0)
+    areas = np.clip(boxes[:, 2] - boxes[:, 0], 0, None) * np.clip(boxes[:, 3] - boxes[:, 1], 0, None)
     union = area + areas - inter
     return np.where(union > 0, inter / np.maximum(union, 1e-12), 0.0)
 
@@ -96,24 +107,28 @@ def weighted_nms(
     """MediaPipe's weighted NMS: each cluster of overlapping boxes becomes one score-weighted mean.
 
     BlazeFace fires several neighbouring anchors per face; averaging them (boxes and keypoints alike)
-    is steadier from frame to frame than keeping the single best anchor. The cluster is every remaining
-    box whose IoU with the best remaining one is above `iou_threshold`; its score is the best score.
-    Returns boxes (M, 4), keypoints (M, K, 2) and scores (M,), best first.
+    is steadier from frame to frame than keeping the single best anchor. The cluster is the best
+    remaining box and every remaining box whose IoU with it is above `iou_threshold`; its score is the
+    best score. Returns boxes (M, 4), keypoints (M, K, 2) and scores (M,), best first.
     """
+    boxes = np.asarray(boxes, np.float32).reshape(-1, 4)
+    scores = np.asarray(scores, np.float32).reshape(-1)
+    keypoints = np.asarray(keypoints, np.float32).reshape(len(scores), NUM_KEYPOINTS, 2)
     order = np.argsort(-scores, kind="stable")
     boxes, keypoints, scores = boxes[order], keypoints[order], scores[order]
     out_boxes, out_keypoints, out_scores = [], [], []
     remaining = np.arange(len(scores))
     while remaining.size:
-        overlaps = iou_one_to_many(boxes[remaining[0]], boxes[remaining])
-        cluster = remaining[overlaps > iou_threshold]
-        if cluster.size == 0 or cluster[0] != remaining[0]:  # a degenerate (zero-area) best box
-            cluster = np.concatenate([remaining[:1], cluster[cluster != remaining[0]]])
-        weights = scores[cluster] / scores[cluster].sum() if scores[cluster].sum() > 0 else None
-        out_boxes.append(np.average(boxes[cluster], axis=0, weights=weights))
-        out_keypoints.append(np.average(keypoints[cluster], axis=0, weights=weights))
-        out_scores.append(scores[cluster[0]])
-        remaining = remaining[~np.isin(remaining, cluster)]
+        best = remaining[0]
+        overlapping = iou_one_to_many(boxes[best], boxes[remaining]) > iou_threshold
+        overlapping[0] = True  # the best box belongs to its own cluster even when it has no area
+        cluster = remaining[overlapping]
+        weights = scores[cluster]
+        weights = weights / weights.sum() if weights.sum() > 0 else np.full(len(cluster), 1.0 / len(cluster))
+        out_boxes.append(np.tensordot(weights, boxes[cluster], axes=1))
+        out_keypoints.append(np.tensordot(weights, keypoints[cluster], axes=1))
+        out_scores.append(scores[best])
+        remaining = remaining[~overlapping]
     if not out_scores:
         return (
             np.zeros((0, 4), np.float32),
@@ -129,41 +144,61 @@ def weighted_nms(
 
 @dataclass(frozen=True)
 class Letterbox:
-    """How a frame region was fitted into the model's square input, and how to map results back.
+    """How a frame was fitted into a model input, and how to map results back to frame pixels.
 
-    The region at (offset_x, offset_y) in frame pixels is scaled keeping its aspect (scale_x and
-    scale_y differ only by rounding to whole pixels) and centred in the square with black padding, as MediaPipe does; stretching would squash
-    faces into shapes the model never saw.
+    The frame is scaled keeping its aspect (scale_x and scale_y differ only by rounding to whole
+    pixels) and centred with black padding, as MediaPipe does; stretching would squash faces into
+    shapes the model never saw.
     """
 
-    input_size: int
     scale_x: float
     scale_y: float
     pad_x: float
     pad_y: float
-    offset_x: float = 0.0
-    offset_y: float = 0.0
 
     def to_frame(self, points: np.ndarray) -> np.ndarray:
-        """Normalized (..., 2) model coordinates (x, y) to frame pixels."""
-        pixels = points * self.input_size - np.array([self.pad_x, self.pad_y], np.float32)
-        return pixels / np.array([self.scale_x, self.scale_y], np.float32) + np.array(
-            [self.offset_x, self.offset_y], np.float32
-        )
+        """Input-pixel coordinates (..., 2) as (x, y) to frame pixels."""
+        pad = np.array([self.pad_x, self.pad_y], np.float32)
+        return (points - pad) / np.array([self.scale_x, self.scale_y], np.float32)
 
 
-def letterbox(
-    frame: np.ndarray, input_size: int, region: tuple[int, int, int, int] | None = None
-) -> tuple[np.ndarray, Letterbox]:
-    """The frame (or the region x1, y1, x2, y2 of it) fitted into a square uint8 image of `input_size`."""
-    x1, y1, x2, y2 = region if region is not None else (0, 0, frame.shape[1], frame.shape[0])
-    view = frame[y1:y2, x1:x2]
-    height, width = view.shape[:2]
-    scale = input_size / max(width, height)
-    new_w, new_h = max(1, round(width * scale)), max(1, round(height * scale))
-    interpolation = cv2.INTER_AREA if scale < 1.0 else cv2.INTER_LINEAR
-    resized = cv2.resize(view, (new_w, new_h), interpolation=interpolation)
-    pad_x, pad_y = (input_size - new_w) // 2, (input_size - new_h) // 2
-    square = np.zeros((input_size, input_size, 3), np.uint8)
-    square[pad_y : pad_y + new_h, pad_x : pad_x + new_w] = resized
-    return square, Letterbox(input_size, new_w / width, new_h / height, pad_x, pad_y, float(x1), float(y1))
+def input_shape_for(
+    frame_width: int, frame_height: int, long_side: int, multiple: int = 16
+) -> tuple[int, int]:
+    """(width, height) of a resizable model input whose long side is `long_side`, in the frame's aspect.
+
+    Both sides are rounded up to `multiple` (the model's largest stride), so a 640x480 frame gets a
+    256x192 input with no padding at all.
+    """
+    scale = long_side / max(frame_width, frame_height)
+    width = max(multiple, -(-round(frame_width * scale) // multiple) * multiple)
+    height = max(multiple, -(-round(frame_height * scale) // multiple) * multiple)
+    return width, height
+
+
+def resize(image: np.ndarray, width: int, height: int) -> np.ndarray:
+    """`image` resized to `width` x `height`, anti-aliased where it shrinks, and cheap.
+
+    OpenCV's INTER_AREA is fast only for whole-number factors (0.06 ms for 640x480 to 320x240, but
+    0.7 ms to 256x192), so the image is halved with it while it is at least twice the target, and the
+    last step of less than 2x is bilinear.
+    """
+    while image.shape[1] >= 2 * width and image.shape[0] >= 2 * height:
+        image = cv2.resize(image, (image.shape[1] // 2, image.shape[0] // 2), interpolation=cv2.INTER_AREA)
+    if image.shape[1] == width and image.shape[0] == height:
+        return image
+    return cv2.resize(image, (width, height), interpolation=cv2.INTER_LINEAR)
+
+
+def letterbox(frame: np.ndarray, width: int, height: int) -> tuple[np.ndarray, Letterbox]:
+    """The frame fitted into a `width` x `height` uint8 image (aspect kept, centred, black padding)."""
+    frame_h, frame_w = frame.shape[:2]
+    scale = min(width / frame_w, height / frame_h)
+    new_w, new_h = min(width, max(1, round(frame_w * scale))), min(height, max(1, round(frame_h * scale)))
+    resized = resize(frame, new_w, new_h)
+    if (new_w, new_h) == (width, height):
+        return resized, Letterbox(new_w / frame_w, new_h / frame_h, 0.0, 0.0)
+    pad_x, pad_y = (width - new_w) // 2, (height - new_h) // 2
+    fitted = np.zeros((height, width, 3), np.uint8)
+    fitted[pad_y : pad_y + new_h, pad_x : pad_x + new_w] = resized
+    return fitted, Letterbox(new_w / frame_w, new_h / frame_h, float(pad_x), float(pad_y))

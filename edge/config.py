@@ -54,9 +54,15 @@ class CameraConfig:
 @dataclass(frozen=True)
 class DetectorConfig:
     strategy: str = _opt(
-        "dual", "which BlazeFace models run", choices=("dual", "full_range", "short_range")
+        "pyramid",
+        "pyramid = short-range at two input sizes (docs/detector.md); dual = full- and short-range once each",
+        choices=("pyramid", "dual", "full_range", "short_range"),
     )
-    score_threshold: float = _opt(0.5, "minimum face score", lo=0.05, hi=0.99)
+    score_threshold: float = _opt(0.5, "minimum face score (the whole-frame passes)", lo=0.05, hi=0.99)
+    fine_score_threshold: float = _opt(0.6, "minimum face score in the pyramid's fine pass", lo=0.05, hi=0.99)
+    fine_size: int = _opt(
+        256, "long side of the pyramid's fine pass in px: larger finds smaller faces, costs more", lo=128, hi=640
+    )
     nms_iou: float = _opt(0.3, "IoU above which boxes are merged", lo=0.05, hi=0.95)
     threads: int = _opt(2, "TFLite threads for the detector", lo=1, hi=8)
 

@@ -1,9 +1,15 @@
-"""Face detection for the entrance camera: MediaPipe BlazeFace, both ranges, merged.
+"""Face detection for the entrance camera: MediaPipe BlazeFace run as a two-level pyramid.
 
-People walk towards the camera, so one face goes from a few pixels to filling the frame. Neither
-BlazeFace model covers that alone: full-range (192 px input) sees small and mid-size faces but misses
-many close-ups, short-range (128 px) sees close-ups but nothing small. The "dual" strategy runs both
-on the whole frame, each with its own threshold, and merges their candidates with one weighted NMS.
+People walk towards the camera, so one face goes from a few pixels to filling the frame, masked or not.
+Measured on our evaluation frames (docs/detector.md), neither BlazeFace model run once on the whole
+frame covers that: full-range (192 px input) finds under half of the masked faces of 64-127 px in a
+640x480 frame, short-range (128 px) finds the close-ups but nothing small. Short-range's network is
+fully convolutional, though, so it also runs on a larger input in the frame's own aspect. The default
+"pyramid" strategy runs it twice per frame: a coarse pass (long side 128) that answers for faces at
+least a quarter of the frame tall, and a fine pass (long side `fine_size`, 256 by default) for the
+rest. The fine pass needs a higher score (`fine_score_threshold`), and a higher one still for faces
+under 40 px in its input, because that is where background patches fool it. Both passes' candidates
+are merged by one weighted NMS. The older strategies stay selectable for comparison.
 The models are extracted once by `python -m edge.fetch_detector`; nothing is downloaded here.
 """
 
@@ -13,6 +19,7 @@ import logging
 from dataclasses import dataclass
 from pathlib import Path
 
+import cv2
 import numpy as np
 
 from edge import blazeface
@@ -29,6 +36,11 @@ MODEL_FILES = {
     "short_range": "face_detection_short_range.tflite",
 }
 ANCHOR_SPECS = {"full_range": FULL_RANGE, "short_range": SHORT_RANGE}
+COARSE_SIZE = 128  # short-range's own input size: the pass for large faces
+COARSE_MIN_FACE_PX = 32  # the coarse pass answers for faces at least this tall in its input (a quarter)
+FINE_WARY_BELOW_PX = 40  # fine-pass faces shorter than this in its input need a higher score ...
+FINE_WARY_MARGIN = 0.1  # ... by this much (docs/detector.md: the fine pass's false positives are small)
+MAX_INPUT_SHAPES = 4  # interpreters kept per model, one per input shape (frame aspect) seen
 
 
 class DetectorModelMissingError(FileNotFoundError):
@@ -51,8 +63,44 @@ class Face:
 
 
 @dataclass(frozen=True)
+class DetectionPass:
+    """One model run per frame: which model, at which input size, and which faces it answers for."""
+
+    model: str  # "short_range" or "full_range"
+    long_side: int  # the input's longer side in pixels (full-range always runs at its own 192x192)
+    threshold: float
+    min_face_px: float = 0.0  # boxes shorter than this in the input are left to finer passes
+    wary_below_px: float = 0.0  # boxes shorter than this in the input need `wary_threshold`
+    wary_threshold: float = 1.0
+
+
+def detection_passes(config: DetectorConfig) -> tuple[DetectionPass, ...]:
+    """The passes a strategy runs, coarse to fine."""
+    threshold = config.score_threshold
+    if config.strategy == "pyramid":
+        fine = config.fine_score_threshold
+        return (
+            DetectionPass("short_range", COARSE_SIZE, threshold, min_face_px=COARSE_MIN_FACE_PX),
+            DetectionPass(
+                "short_range",
+                config.fine_size,
+                fine,
+                wary_below_px=FINE_WARY_BELOW_PX,
+                wary_threshold=min(fine + FINE_WARY_MARGIN, 0.99),
+            ),
+        )
+    if config.strategy == "dual":
+        return (
+            DetectionPass("full_range", FULL_RANGE.input_size, threshold),
+            DetectionPass("short_range", COARSE_SIZE, threshold),
+        )
+    spec = ANCHOR_SPECS[config.strategy]
+    return (DetectionPass(config.strategy, spec.input_size, threshold),)
+
+
+@dataclass(frozen=True)
 class Candidates:
-    """Raw detections of one model pass in frame pixels, before NMS: boxes (N, 4), keypoints (N, 6, 2)."""
+    """Raw detections in frame pixels, before NMS: boxes (N, 4), keypoints (N, 6, 2), scores (N,)."""
 
     boxes: np.ndarray
     keypoints: np.ndarray
@@ -72,58 +120,87 @@ class Candidates:
         )
 
 
-class BlazeFaceModel:
-    """One BlazeFace .tflite with its anchors: a uint8 frame in, scored candidates in frame pixels out."""
+class _Runner:
+    """One interpreter at one input shape, with the anchors and output indices that go with it."""
 
-    def __init__(self, model_path: Path, spec: AnchorSpec, threads: int = 2):
-        model_path = Path(model_path)
-        if not model_path.is_file():
-            raise DetectorModelMissingError(
-                f"face detector model {model_path} is missing: run `{FETCH_COMMAND}` to install it"
-            )
-        self.spec = spec
-        self.anchors = blazeface.generate_anchors(spec)
+    def __init__(self, model_path: Path, spec: AnchorSpec, threads: int, width: int, height: int):
+        self.width, self.height = width, height
         self.interpreter = load_interpreter(model_path, threads)
         (inp,) = self.interpreter.get_input_details()
-        expected = (1, spec.input_size, spec.input_size, 3)
-        if tuple(int(v) for v in inp["shape"]) != expected:
-            raise ValueError(f"{model_path.name}: input shape {tuple(inp['shape'])}, expected {expected}")
         self._input_index = inp["index"]
+        if (width, height) != (spec.input_size, spec.input_size):
+            self.interpreter.resize_tensor_input(self._input_index, [1, height, width, 3])
+            self.interpreter.allocate_tensors()
+        self.anchors = blazeface.generate_anchors(spec, width, height)
         outputs = self.interpreter.get_output_details()
         # the regressor output has 16 values per anchor, the classifier 1; tell them apart by shape
         by_width = {int(d["shape"][-1]): d["index"] for d in outputs}
-        if set(by_width) != {16, 1} or any(int(d["shape"][1]) != spec.expected_count for d in outputs):
-            raise ValueError(f"{model_path.name}: unexpected outputs {[tuple(d['shape']) for d in outputs]}")
+        counts = {int(d["shape"][1]) for d in outputs}
+        if set(by_width) != {16, 1} or counts != {len(self.anchors)}:
+            raise ValueError(
+                f"{model_path.name} at {width}x{height}: outputs {[tuple(d['shape']) for d in outputs]} "
+                f"do not match {len(self.anchors)} anchors"
+            )
         self._regressor_index, self._score_index = by_width[16], by_width[1]
 
-    def candidates(
-        self,
-        frame: np.ndarray,
-        threshold: float,
-        frame_order: str = "BGR",
-        region: tuple[int, int, int, int] | None = None,
-    ) -> Candidates:
-        """Every anchor scoring at least `threshold` on the frame (or a region of it), decoded."""
-        square, box = blazeface.letterbox(frame, self.spec.input_size, region)
-        if frame_order == "BGR":
-            square = square[:, :, ::-1]
-        tensor = square.astype(np.float32)[None] * np.float32(1.0 / 127.5) - np.float32(1.0)
+    def run(self, rgb: np.ndarray, threshold: float) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+        """Boxes and keypoints in input pixels, and scores, of every anchor scoring >= `threshold`."""
+        tensor = rgb.astype(np.float32)[None]
+        tensor *= np.float32(1.0 / 127.5)
+        tensor -= np.float32(1.0)
         self.interpreter.set_tensor(self._input_index, tensor)
         self.interpreter.invoke()
         logits = self.interpreter.get_tensor(self._score_index)[0, :, 0]
-        keep = np.flatnonzero(logits >= _logit(threshold))
-        if keep.size == 0:
-            return Candidates.empty()
+        keep = np.flatnonzero(logits >= blazeface.logit(threshold))
         raw = self.interpreter.get_tensor(self._regressor_index)[0, keep]
-        boxes, keypoints = blazeface.decode(raw, self.anchors[keep], self.spec.input_size)
-        boxes = box.to_frame(boxes.reshape(-1, 2, 2)).reshape(-1, 4)
-        return Candidates(boxes, box.to_frame(keypoints), blazeface.sigmoid_scores(logits[keep]))
+        boxes, keypoints = blazeface.decode(raw, self.anchors[keep])
+        return boxes, keypoints, blazeface.sigmoid_scores(logits[keep])
 
 
-def _logit(probability: float) -> float:
-    """Threshold on logits instead of probabilities: the sigmoid then runs on the few anchors kept."""
-    probability = min(max(probability, 1e-6), 1 - 1e-6)
-    return float(np.log(probability / (1.0 - probability)))
+class BlazeFaceModel:
+    """One BlazeFace .tflite: a uint8 frame in, scored candidates in frame pixels out."""
+
+    def __init__(self, model_path: Path, spec: AnchorSpec, threads: int = 2):
+        self.model_path = Path(model_path)
+        if not self.model_path.is_file():
+            raise DetectorModelMissingError(
+                f"face detector model {self.model_path} is missing: run `{FETCH_COMMAND}` to install it"
+            )
+        self.spec, self.threads = spec, threads
+        self._runners: dict[tuple[int, int], _Runner] = {}
+        self._runner(spec.input_size, spec.input_size)  # fail at start-up, not on the first frame
+
+    def _runner(self, width: int, height: int) -> _Runner:
+        runner = self._runners.get((width, height))
+        if runner is None:
+            if len(self._runners) >= MAX_INPUT_SHAPES:
+                self._runners.pop(next(iter(self._runners)))
+            runner = _Runner(self.model_path, self.spec, self.threads, width, height)
+            self._runners[(width, height)] = runner
+        return runner
+
+    def input_shape(self, frame_width: int, frame_height: int, long_side: int) -> tuple[int, int]:
+        if not self.spec.resizable:
+            return self.spec.input_size, self.spec.input_size
+        return blazeface.input_shape_for(frame_width, frame_height, long_side)
+
+    def candidates(
+        self, frame: np.ndarray, detection_pass: DetectionPass, frame_order: str = "BGR"
+    ) -> Candidates:
+        """The pass's faces on the frame fitted into the model input, in frame pixels, before NMS."""
+        p = detection_pass
+        width, height = self.input_shape(frame.shape[1], frame.shape[0], p.long_side)
+        fitted, box = blazeface.letterbox(frame, width, height)
+        rgb = cv2.cvtColor(fitted, cv2.COLOR_BGR2RGB) if frame_order == "BGR" else fitted
+        boxes, keypoints, scores = self._runner(width, height).run(rgb, p.threshold)
+        face_px = boxes[:, 3] - boxes[:, 1]
+        keep = (face_px >= p.min_face_px) & ((face_px >= p.wary_below_px) | (scores >= p.wary_threshold))
+        if not keep.any():
+            return Candidates.empty()
+        boxes, keypoints, scores = boxes[keep], keypoints[keep], scores[keep]
+        return Candidates(
+            box.to_frame(boxes.reshape(-1, 2, 2)).reshape(-1, 4), box.to_frame(keypoints), scores
+        )
 
 
 class FaceDetector:
@@ -132,20 +209,16 @@ class FaceDetector:
     def __init__(self, config: DetectorConfig | None = None, models_dir: Path | None = None):
         self.config = config or DetectorConfig()
         folder = Path(models_dir) if models_dir is not None else detector_dir()
-        names = ("full_range", "short_range") if self.config.strategy == "dual" else (self.config.strategy,)
+        self.passes = detection_passes(self.config)
         self.models = {
             name: BlazeFaceModel(folder / MODEL_FILES[name], ANCHOR_SPECS[name], self.config.threads)
-            for name in names
+            for name in dict.fromkeys(p.model for p in self.passes)
         }
-        self.thresholds = {name: self.config.score_threshold for name in names}
 
     def candidates(self, frame: np.ndarray, frame_order: str = "BGR") -> Candidates:
-        """All models' raw candidates, pooled, before NMS."""
+        """Every pass's raw candidates, pooled, before NMS."""
         return Candidates.concat(
-            [
-                model.candidates(frame, self.thresholds[name], frame_order)
-                for name, model in self.models.items()
-            ]
+            [self.models[p.model].candidates(frame, p, frame_order) for p in self.passes]
         )
 
     def detect(self, frame: np.ndarray, frame_order: str = "BGR") -> list[Face]:

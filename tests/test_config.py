@@ -58,7 +58,7 @@ def test_no_file_means_the_defaults():
         ({"camera": {"loop": "yes"}}, r"camera\.loop: expected true or false"),
         (
             {"detector": {"strategy": "both"}},
-            r"detector\.strategy: 'both' is not one of dual, full_range, short_range",
+            r"detector\.strategy: 'both' is not one of pyramid, dual, full_range, short_range",
         ),
         ({"decision": {"min_votes": 9, "vote_frames": 5}}, r"decision\.min_votes: 9 is out of range"),
         ({"decision": {"roi": [0.5, 0.5, 0.2, 0.9]}}, r"decision\.roi: expected \[x1, y1, x2, y2\]"),

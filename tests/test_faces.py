@@ -1,0 +1,252 @@
+"""The face detector: real BlazeFace inference on real photos, and its pure arithmetic on plain numbers.
+
+The models must be installed (`python -m edge.fetch_detector`, which `make test` runs); without them
+these tests fail with that command in the message rather than skip.
+"""
+
+from __future__ import annotations
+
+import cv2
+import numpy as np
+import pytest
+import skimage.data
+
+from edge import blazeface
+from edge.config import DetectorConfig
+from edge.faces import DetectorModelMissingError, Face, FaceDetector
+
+# the astronaut's face in skimage.data.astronaut() (512x512 RGB), measured once by eye: a box around
+# brows to chin and ear to ear, with a few pixels of tolerance allowed by the tests
+ASTRONAUT_FACE = (177, 75, 275, 176)
+
+
+@pytest.fixture(scope="module")
+def detector() -> FaceDetector:
+    return FaceDetector()
+
+
+@pytest.fixture(scope="module")
+def astronaut() -> np.ndarray:
+    return skimage.data.astronaut()  # RGB
+
+
+def centre(box) -> np.ndarray:
+    return np.array([(box[0] + box[2]) / 2, (box[1] + box[3]) / 2])
+
+
+def iou(a, b) -> float:
+    return float(blazeface.iou_one_to_many(np.array(a, np.float32), np.array([b], np.float32))[0])
+
+
+def only_face(faces: list[Face]) -> Face:
+    assert len(faces) == 1, f"expected one face, got {faces}"
+    return faces[0]
+
+
+def astronaut_in_frame(astronaut: np.ndarray, face_px: int, frame_wh=(640, 480), at=(0.5, 0.4)):
+    """A gray frame with the astronaut scaled so her face is `face_px` tall, face centred at `at`."""
+    scale = face_px / (ASTRONAUT_FACE[3] - ASTRONAUT_FACE[1])
+    image = cv2.resize(astronaut, None, fx=scale, fy=scale, interpolation=cv2.INTER_AREA)
+    width, height = frame_wh
+    frame = np.full((height, width, 3), 100, np.uint8)
+    fx, fy = centre(ASTRONAUT_FACE) * scale
+    x0, y0 = int(round(at[0] * width - fx)), int(round(at[1] * height - fy))
+    sx, sy = max(0, -x0), max(0, -y0)
+    dx, dy = max(0, x0), max(0, y0)
+    w, h = min(image.shape[1] - sx, width - dx), min(image.shape[0] - sy, height - dy)
+    frame[dy : dy + h, dx : dx + w] = image[sy : sy + h, sx : sx + w]
+    expected = tuple(v * scale + o for v, o in zip(ASTRONAUT_FACE, (x0, y0, x0, y0), strict=True))
+    return frame, expected
+
+
+# --- real inference -------------------------------------------------------------------------------
+
+
+def test_astronaut_face_is_found_where_it_is(detector, astronaut):
+    face = only_face(detector.detect(astronaut, frame_order="RGB"))
+    assert face.score > 0.8
+    assert iou(face.box, ASTRONAUT_FACE) > 0.75, face.box
+
+
+def test_keypoints_sit_on_the_face_in_blazeface_order(detector, astronaut):
+    face = only_face(detector.detect(astronaut, frame_order="RGB"))
+    right_eye, left_eye, nose, mouth, right_ear, left_ear = np.array(face.keypoints)
+    assert len(face.keypoints) == 6
+    # the subject's right eye is on the image's left; eyes above nose above mouth
+    assert right_eye[0] < nose[0] < left_eye[0]
+    assert max(right_eye[1], left_eye[1]) < nose[1] < mouth[1]
+    assert right_ear[0] < right_eye[0] and left_eye[0] < left_ear[0]
+    x1, y1, x2, y2 = face.box
+    for x, y in face.keypoints:
+        assert x1 - 10 <= x <= x2 + 10 and y1 - 10 <= y <= y2 + 10
+
+
+def test_colour_order_is_honoured(detector, astronaut):
+    rgb = only_face(detector.detect(astronaut, frame_order="RGB"))
+    bgr = only_face(detector.detect(np.ascontiguousarray(astronaut[:, :, ::-1]), frame_order="BGR"))
+    assert np.allclose(rgb.box, bgr.box, atol=0.01)
+    assert abs(rgb.score - bgr.score) < 1e-4
+
+
+def test_a_shifted_face_in_a_padded_frame_gives_a_shifted_box(detector, astronaut):
+    # a tall frame (letterboxed sideways, unlike the square photo) with the photo placed off-centre; the
+    # face is smaller in the model input there, so allow a few pixels for the model's own scale response
+    frame = np.zeros((900, 700, 3), np.uint8)
+    frame[300:812, 150:662] = astronaut
+    shifted = only_face(detector.detect(frame, frame_order="RGB"))
+    original = only_face(detector.detect(astronaut, frame_order="RGB"))
+    expected = np.array(original.box) + [150, 300, 150, 300]
+    assert np.abs(np.array(shifted.box) - expected).max() < 6, (shifted.box, expected)
+    assert np.abs(np.array(shifted.keypoints) - (np.array(original.keypoints) + [150, 300])).max() < 10
+
+
+def test_a_scaled_frame_gives_a_scaled_box(detector, astronaut):
+    half = cv2.resize(astronaut, (256, 256), interpolation=cv2.INTER_AREA)
+    small = only_face(detector.detect(half, frame_order="RGB"))
+    original = only_face(detector.detect(astronaut, frame_order="RGB"))
+    assert np.abs(np.array(small.box) * 2 - np.array(original.box)).max() < 8
+
+
+def test_the_cameraman_is_found(detector):
+    gray = skimage.data.camera()
+    face = only_face(detector.detect(np.stack([gray] * 3, axis=-1), frame_order="RGB"))
+    x, y = centre(face.box)
+    assert 180 < x < 270 and 110 < y < 200 and face.height > 40  # his face, left of the camera
+
+
+@pytest.mark.parametrize("fill", [0, 128, 255])
+def test_a_blank_frame_has_no_face(detector, fill):
+    assert detector.detect(np.full((480, 640, 3), fill, np.uint8)) == []
+
+
+def test_photos_without_faces_have_none(detector):
+    for image in (skimage.data.coffee(), skimage.data.chelsea(), skimage.data.rocket()):
+        assert detector.detect(image, frame_order="RGB") == []
+
+
+@pytest.mark.parametrize("face_px", [48, 80, 160, 320])
+def test_the_pyramid_finds_faces_from_small_to_filling_the_frame(detector, astronaut, face_px):
+    frame, expected = astronaut_in_frame(astronaut, face_px)
+    face = only_face(detector.detect(frame, frame_order="RGB"))
+    assert iou(face.box, expected) > 0.6, (face.box, expected)
+
+
+def test_short_range_alone_misses_a_small_face_the_pyramid_finds(astronaut):
+    """Why the pyramid exists: at 48 px in a 640x480 frame the face is 10 px in short-range's input."""
+    frame, _ = astronaut_in_frame(astronaut, 48)
+    assert FaceDetector(DetectorConfig(strategy="short_range")).detect(frame, frame_order="RGB") == []
+
+
+@pytest.mark.parametrize("strategy", ["pyramid", "dual", "full_range", "short_range"])
+def test_every_strategy_finds_the_astronaut(astronaut, strategy):
+    face = only_face(FaceDetector(DetectorConfig(strategy=strategy)).detect(astronaut, frame_order="RGB"))
+    assert iou(face.box, ASTRONAUT_FACE) > 0.6
+
+
+def test_two_faces_are_two_detections(detector, astronaut):
+    frame = np.zeros((512, 1024, 3), np.uint8)
+    frame[:, :512] = astronaut
+    frame[:, 512:] = astronaut[:, ::-1]
+    faces = detector.detect(frame, frame_order="RGB")
+    assert len(faces) == 2
+    assert sorted(centre(f.box)[0] < 512 for f in faces) == [False, True]
+
+
+def test_boxes_stay_inside_the_frame(detector, astronaut):
+    cut = np.ascontiguousarray(astronaut[100:, 200:])  # the face runs off the top and left edges
+    for face in detector.detect(cut, frame_order="RGB"):
+        x1, y1, x2, y2 = face.box
+        assert 0 <= x1 < x2 <= cut.shape[1] and 0 <= y1 < y2 <= cut.shape[0]
+
+
+def test_a_missing_model_names_the_fetch_command(tmp_path):
+    with pytest.raises(DetectorModelMissingError, match=r"python -m edge\.fetch_detector"):
+        FaceDetector(models_dir=tmp_path)
+
+
+def test_bad_frames_are_refused(detector):
+    with pytest.raises(ValueError, match="HxWx3 uint8"):
+        detector.detect(np.zeros((480, 640), np.uint8))
+    with pytest.raises(ValueError, match="frame_order"):
+        detector.detect(np.zeros((480, 640, 3), np.uint8), frame_order="YUV")
+
+
+# --- pure arithmetic ------------------------------------------------------------------------------
+
+
+def test_anchor_grids_match_mediapipe():
+    short = blazeface.generate_anchors(blazeface.SHORT_RANGE)
+    assert short.shape == (896, 2)
+    assert np.allclose(short[:2], [[4, 4], [4, 4]])  # stride 8, two anchors per cell
+    assert np.allclose(short[2], [12, 4])
+    assert np.allclose(short[512:518], [[8, 8]] * 6)  # stride 16: three layers of two anchors per cell
+    assert np.allclose(short[-1], [120, 120])
+    full = blazeface.generate_anchors(blazeface.FULL_RANGE)
+    assert full.shape == (2304, 2)
+    assert np.allclose(full[[0, 1, 48]], [[2, 2], [6, 2], [2, 6]])  # stride 4, one anchor per cell
+
+
+def test_a_resized_short_range_grid_follows_the_input_shape():
+    anchors = blazeface.generate_anchors(blazeface.SHORT_RANGE, 256, 192)
+    assert anchors.shape == (32 * 24 * 2 + 16 * 12 * 6, 2)
+    assert np.allclose(anchors[31 * 2], [252, 4])  # last cell of the first row
+    assert np.allclose(anchors[-1], [248, 184])
+
+
+def test_decode_offsets_boxes_and_keypoints_from_their_anchor():
+    raw = np.zeros((2, 16), np.float32)
+    raw[1, :4] = [3, -2, 20, 10]
+    raw[1, 4:6] = [-5, -4]  # right eye
+    anchors = np.array([[10, 10], [50, 60]], np.float32)
+    boxes, keypoints = blazeface.decode(raw, anchors)
+    assert np.allclose(boxes[0], [10, 10, 10, 10])
+    assert np.allclose(boxes[1], [43, 53, 63, 63])
+    assert np.allclose(keypoints[1, 0], [45, 56]) and np.allclose(keypoints[1, 1:], [50, 60])
+
+
+def test_scores_are_clipped_before_the_sigmoid():
+    scores = blazeface.sigmoid_scores(np.array([-1e6, 0.0, 1e6], np.float32))
+    assert np.allclose(scores, [0.0, 0.5, 1.0]) and np.isfinite(scores).all()
+    assert blazeface.logit(0.5) == pytest.approx(0.0)
+
+
+def test_weighted_nms_blends_overlapping_boxes_by_score():
+    boxes = np.array([[0, 0, 10, 10], [2, 0, 12, 10], [50, 50, 60, 60]], np.float32)
+    keypoints = np.zeros((3, 6, 2), np.float32)
+    keypoints[:, :, 0] = [[0], [6], [55]]
+    scores = np.array([0.9, 0.3, 0.6], np.float32)
+    out_boxes, out_keypoints, out_scores = blazeface.weighted_nms(boxes, keypoints, scores, 0.3)
+    assert np.allclose(out_scores, [0.9, 0.6])  # best first; a cluster keeps its best score
+    assert np.allclose(out_boxes[0], [0.5, 0, 10.5, 10])  # (0.9 * 0 + 0.3 * 2) / 1.2
+    assert np.allclose(out_keypoints[0, :, 0], 1.5)
+    assert np.allclose(out_boxes[1], [50, 50, 60, 60])
+
+
+def test_weighted_nms_keeps_boxes_that_overlap_too_little():
+    boxes = np.array([[0, 0, 10, 10], [6, 0, 16, 10]], np.float32)  # IoU 0.25
+    _, _, scores = blazeface.weighted_nms(boxes, np.zeros((2, 6, 2)), np.array([0.5, 0.8]), 0.3)
+    assert np.allclose(scores, [0.8, 0.5])
+    _, _, merged = blazeface.weighted_nms(boxes, np.zeros((2, 6, 2)), np.array([0.5, 0.8]), 0.2)
+    assert np.allclose(merged, [0.8])
+
+
+def test_weighted_nms_of_nothing_is_nothing():
+    boxes, keypoints, scores = blazeface.weighted_nms(np.zeros((0, 4)), np.zeros((0, 6, 2)), np.zeros(0), 0.3)
+    assert boxes.shape == (0, 4) and keypoints.shape == (0, 6, 2) and scores.shape == (0,)
+
+
+def test_letterbox_centres_the_frame_and_maps_points_back():
+    frame = np.full((480, 640, 3), 200, np.uint8)
+    fitted, box = blazeface.letterbox(frame, 128, 128)
+    assert fitted.shape == (128, 128, 3)
+    assert (fitted[:16] == 0).all() and (fitted[112:] == 0).all() and (fitted[16:112] == 200).all()
+    assert (box.scale_x, box.scale_y, box.pad_x, box.pad_y) == (0.2, 0.2, 0.0, 16.0)
+    assert np.allclose(box.to_frame(np.array([[64.0, 64.0], [0.0, 16.0]])), [[320, 240], [0, 0]])
+
+
+def test_input_shapes_keep_the_frame_aspect_in_multiples_of_16():
+    assert blazeface.input_shape_for(640, 480, 256) == (256, 192)
+    assert blazeface.input_shape_for(640, 480, 128) == (128, 96)
+    assert blazeface.input_shape_for(480, 640, 320) == (240, 320)
+    assert blazeface.input_shape_for(1920, 1080, 256) == (256, 144)
+    assert blazeface.input_shape_for(1000, 100, 128) == (128, 16)
