@@ -361,7 +361,6 @@ def daemon_factory():
         daemon.kill()
 
 
-@pytest.mark.slow
 def test_sigterm_to_the_daemon_mid_alarm_leaves_every_output_off(tmp_path, daemon_factory):
     source = write_folder(approaching("without_mask", 20), tmp_path / "frames")
     config = write_config(
@@ -379,7 +378,6 @@ def test_sigterm_to_the_daemon_mid_alarm_leaves_every_output_off(tmp_path, daemo
     ), log[-2000:]
 
 
-@pytest.mark.slow
 def test_sighup_reloads_the_config_and_keeps_the_last_good_one_on_error(tmp_path, daemon_factory):
     source = write_folder(empty(5), tmp_path / "frames")
     config = write_config(tmp_path / "config.yaml", camera={"loop": True, "fps_limit": 15})
