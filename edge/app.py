@@ -118,7 +118,10 @@ class App:
     def _classifier(self, config: Config):
         from edge.classifier import MaskClassifier
 
-        return MaskClassifier(config.classifier.model or None, threads=config.classifier.threads)
+        model = config.classifier.model or (
+            Path(self.models_dir) / "mask_classifier.tflite" if self.models_dir else None
+        )
+        return MaskClassifier(model, threads=config.classifier.threads)
 
     def _observers(self, config: Config) -> list[Observer]:
         from edge.observers import build_observers
