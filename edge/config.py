@@ -63,6 +63,9 @@ class DetectorConfig:
     fine_size: int = _opt(
         256, "long side of the pyramid's fine pass in px: larger finds smaller faces, costs more", lo=128, hi=640
     )
+    fine_every: int = _opt(
+        1, "run the fine pass on every Nth frame only: 2 nearly halves the cost, small faces are seen less often", lo=1, hi=10
+    )
     nms_iou: float = _opt(0.3, "IoU above which boxes are merged", lo=0.05, hi=0.95)
     threads: int = _opt(2, "TFLite threads for the detector", lo=1, hi=8)
 

@@ -9,7 +9,8 @@ fully convolutional, though, so it also runs on a larger input in the frame's ow
 least a quarter of the frame tall, and a fine pass (long side `fine_size`, 256 by default) for the
 rest. The fine pass needs a higher score (`fine_score_threshold`), and a higher one still for faces
 under 40 px in its input, because that is where background patches fool it. Both passes' candidates
-are merged by one weighted NMS. The older strategies stay selectable for comparison.
+are merged by one weighted NMS. `fine_every` trades small-face coverage for cost on a video stream.
+The older strategies stay selectable for comparison.
 The models are extracted once by `python -m edge.fetch_detector`; nothing is downloaded here.
 """
 
@@ -72,6 +73,7 @@ class DetectionPass:
     min_face_px: float = 0.0  # boxes shorter than this in the input are left to finer passes
     wary_below_px: float = 0.0  # boxes shorter than this in the input need `wary_threshold`
     wary_threshold: float = 1.0
+    every: int = 1  # runs on every Nth call of `detect` only
 
 
 def detection_passes(config: DetectorConfig) -> tuple[DetectionPass, ...]:
@@ -87,6 +89,7 @@ def detection_passes(config: DetectorConfig) -> tuple[DetectionPass, ...]:
                 fine,
                 wary_below_px=FINE_WARY_BELOW_PX,
                 wary_threshold=min(fine + FINE_WARY_MARGIN, 0.99),
+                every=config.fine_every,
             ),
         )
     if config.strategy == "dual":
@@ -214,20 +217,30 @@ class FaceDetector:
             name: BlazeFaceModel(folder / MODEL_FILES[name], ANCHOR_SPECS[name], self.config.threads)
             for name in dict.fromkeys(p.model for p in self.passes)
         }
+        self._calls = 0  # detect() calls so far: passes with `every` > 1 skip the others
 
-    def candidates(self, frame: np.ndarray, frame_order: str = "BGR") -> Candidates:
-        """Every pass's raw candidates, pooled, before NMS."""
+    def candidates(self, frame: np.ndarray, frame_order: str = "BGR", call: int = 0) -> Candidates:
+        """The raw candidates of every pass due at detect() call number `call`, pooled, before NMS."""
         return Candidates.concat(
-            [self.models[p.model].candidates(frame, p, frame_order) for p in self.passes]
+            [
+                self.models[p.model].candidates(frame, p, frame_order)
+                for p in self.passes
+                if call % p.every == 0
+            ]
         )
 
     def detect(self, frame: np.ndarray, frame_order: str = "BGR") -> list[Face]:
-        """Faces in an HxWx3 uint8 frame, best score first, boxes clipped to the frame."""
+        """Faces in an HxWx3 uint8 frame, best score first, boxes clipped to the frame.
+
+        With `fine_every` N > 1 the fine pass runs on the first call and every Nth after it, so a
+        stream of frames pays for it 1/N of the time; single photos want the default, N = 1.
+        """
         if frame.ndim != 3 or frame.shape[2] != 3 or frame.dtype != np.uint8:
             raise ValueError(f"frame must be HxWx3 uint8, got shape {frame.shape} dtype {frame.dtype}")
         if frame_order not in ("BGR", "RGB"):
             raise ValueError(f"frame_order must be 'BGR' or 'RGB', got {frame_order!r}")
-        pooled = self.candidates(frame, frame_order)
+        pooled = self.candidates(frame, frame_order, self._calls)
+        self._calls += 1
         boxes, keypoints, scores = blazeface.weighted_nms(
             pooled.boxes, pooled.keypoints, pooled.scores, self.config.nms_iou
         )

@@ -143,6 +143,14 @@ def test_every_strategy_finds_the_astronaut(astronaut, strategy):
     assert iou(face.box, ASTRONAUT_FACE) > 0.6
 
 
+def test_fine_every_skips_the_fine_pass_between_its_frames(astronaut):
+    detector = FaceDetector(DetectorConfig(fine_every=2))
+    small, _ = astronaut_in_frame(astronaut, 48)  # only the fine pass sees it
+    large, _ = astronaut_in_frame(astronaut, 200)  # the coarse pass sees it
+    assert [len(detector.detect(small, frame_order="RGB")) for _ in range(4)] == [1, 0, 1, 0]
+    assert [len(detector.detect(large, frame_order="RGB")) for _ in range(4)] == [1, 1, 1, 1]
+
+
 def test_two_faces_are_two_detections(detector, astronaut):
     frame = np.zeros((512, 1024, 3), np.uint8)
     frame[:, :512] = astronaut

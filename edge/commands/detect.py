@@ -10,6 +10,7 @@ keypoints in image pixels. `--annotate DIR` writes each image with its boxes, la
 from __future__ import annotations
 
 import argparse
+import dataclasses
 import json
 import logging
 import sys
@@ -123,7 +124,7 @@ def handle(args: argparse.Namespace) -> int:
         return 2
     try:
         config = load_config(config_path(args.config))
-        detector = FaceDetector(config.detector)
+        detector = FaceDetector(dataclasses.replace(config.detector, fine_every=1))  # every photo in full
         model = Path(config.classifier.model) if config.classifier.model else None
         classifier = MaskClassifier(model, threads=config.classifier.threads)
     except (ConfigError, ModelMetadataError, FileNotFoundError, ImportError) as exc:
