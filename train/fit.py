@@ -172,6 +172,9 @@ def fit_classifier(
         prepare()
         _compile(model, learning_rate, config)
         stop = keras.callbacks.EarlyStopping(monitor="val_loss", patience=config.patience)
+        slower = keras.callbacks.ReduceLROnPlateau(
+            monitor="val_loss", factor=0.3, patience=max(1, config.patience // 2), min_lr=1e-6
+        )
         log.info(
             "phase %s: %d epochs at lr %g, %d trainable weights",
             name,
@@ -181,7 +184,7 @@ def fit_classifier(
         )
         result = model.fit(
             batches, validation_data=val_data, batch_size=config.batch_size, initial_epoch=epoch,
-            epochs=epoch + epochs, verbose=0, callbacks=[best, stop, ProgressLog(name)],
+            epochs=epoch + epochs, verbose=0, callbacks=[best, stop, slower, ProgressLog(name)],
         )  # fmt: skip
         for key, values in result.history.items():
             history.setdefault(key, []).extend(float(v) for v in values)

@@ -58,12 +58,22 @@ def convert_size(out: Path, data: Path) -> dict | None:
 
 
 def latency_ms(model: Path, threads: int = 2) -> float | None:
-    """Median int8 latency per face from bench/classifier_latency.py (--json), or None if it is missing."""
+    """Median int8 ms per face, batch 1, from bench/classifier_latency.py (--json); None if it is missing."""
     script = Path("bench/classifier_latency.py")
     if not script.is_file():
         return None
     result = subprocess.run(
-        [sys.executable, str(script), "--model", str(model), "--threads", str(threads), "--json"],
+        [
+            sys.executable,
+            str(script),
+            "--model",
+            str(model),
+            "--threads",
+            str(threads),
+            "--batches",
+            "1",
+            "--json",
+        ],
         capture_output=True,
         text=True,
     )
@@ -71,7 +81,7 @@ def latency_ms(model: Path, threads: int = 2) -> float | None:
         log.error("latency bench failed:\n%s", result.stderr[-2000:])
         return None
     report = json.loads(result.stdout.strip().splitlines()[-1])
-    return report.get("median_ms") or report.get("ms_per_face")
+    return report["ms_per_face"]
 
 
 def collect(sizes: list[int], root: Path, data: Path, convert: bool) -> list[dict]:
