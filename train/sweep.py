@@ -12,6 +12,7 @@ from __future__ import annotations
 import argparse
 import json
 import logging
+import shlex
 import subprocess
 import sys
 from pathlib import Path
@@ -127,12 +128,15 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--data", type=Path, default=Path("../shared/data"))
     parser.add_argument("--skip-training", action="store_true", help="only convert, time and tabulate")
     parser.add_argument("--no-convert", action="store_true", help="train and tabulate float metrics only")
+    parser.add_argument(
+        "--train-args", default="", help="extra `python -m train` options, e.g. '--real-incorrect-weight 1'"
+    )
     args = parser.parse_args(argv)
     logging.basicConfig(
         level=logging.INFO, format="%(asctime)s %(levelname)s %(name)s: %(message)s", stream=sys.stdout
     )
     if not args.skip_training:
-        train_sizes(args.sizes, args.root, args.data, [])
+        train_sizes(args.sizes, args.root, args.data, shlex.split(args.train_args))
     rows = collect(args.sizes, args.root, args.data, convert=not args.no_convert)
     (args.root / "sweep.json").write_text(json.dumps(rows, indent=2) + "\n")
     (args.root / "sweep.md").write_text(markdown(rows))
