@@ -1,11 +1,11 @@
 """`python -m convert`: trained Keras model -> int8 TFLite + metadata sidecar + parity report.
 
-Steps, in order: read the training run (spec, labels, saved crops or split lists), calibrate on real
-training-split crops, convert, check the I/O quantization, write the sidecar, run the int8 model through
-the edge's own MaskClassifier (so the sidecar round trip is tested on every conversion) against the float
-model on the validation split, and only then install the pair into --out. A model below the agreement
-floor is not installed; its parity report is, so the failure can be read.
-"""
+Steps, in order: read the training run (spec, labels, saved crops or split lists), correct the conv
+biases for int8 weight rounding (convert/bias_correction.py), calibrate on real training-split crops,
+convert, check the I/O quantization, write the sidecar, run the int8 model through the edge's own
+MaskClassifier (so the sidecar round trip is tested on every conversion) against the float model on the
+validation split, and only then install the pair into --out. A model below the agreement floor is not
+installed; its parity report is, so the failure can be read."""
 
 from __future__ import annotations
 
@@ -20,6 +20,7 @@ from pathlib import Path
 
 import numpy as np
 
+from convert.bias_correction import correct_biases
 from convert.crop_sets import CropSet, CropSetError, from_samples, load_npz
 from convert.parity import float_probabilities, parity_report
 from convert.quantize import QuantizationError, check_io_quantization, to_int8_tflite
@@ -51,6 +52,9 @@ def build_parser() -> argparse.ArgumentParser:
     parser.add_argument("--val-split", type=Path, help="validation face list (default: found in the run)")
     parser.add_argument("--calibration-count", type=int, default=500, help="representative crops (>= 300)")
     parser.add_argument("--min-agreement", type=float, default=0.99, help="float/int8 top-1 agreement floor")
+    parser.add_argument(
+        "--no-bias-correction", action="store_true", help="quantize the weights as trained (for comparison)"
+    )
     parser.add_argument("--model-version", help="stored in the metadata (default: the run's, else today)")
     parser.add_argument("--threads", type=int, default=2, help="TFLite threads for the parity run")
     parser.add_argument("--seed", type=int, default=0)
@@ -150,13 +154,18 @@ def convert(args: argparse.Namespace) -> dict:
     model = keras.saving.load_model(run.keras_model, compile=False)
     _check_keras_model(model, run)
     started = time.monotonic()
-    flatbuffer = to_int8_tflite(model, calibration.crops)
+    to_quantize = model if args.no_bias_correction else correct_biases(model, calibration.crops)
+    flatbuffer = to_int8_tflite(to_quantize, calibration.crops)
     log.info("converted in %.1f s: %d bytes", time.monotonic() - started, len(flatbuffer))
 
     with tempfile.TemporaryDirectory(prefix="maskwatch-convert-") as staging:
         staged = Path(staging) / MODEL_NAME
         staged.write_bytes(flatbuffer)
-        conversion = {"calibration_crops": len(calibration), "calibration_from": calibration.origin}
+        conversion = {
+            "calibration_crops": len(calibration),
+            "calibration_from": calibration.origin,
+            "bias_correction": not args.no_bias_correction,
+        }
         metadata = _metadata(run, staged, args.model_version, conversion)
         save_metadata(metadata, staged)
 

@@ -217,3 +217,94 @@ def test_parity_report_by_hand():
     assert report["agreement_by_size"]["32-63"] == {"n": 1, "agreement": 0.0}
     assert report["max_abs_probability_diff"] == pytest.approx(0.12)
     assert report["float"]["accuracy"] == 0.75 and report["int8"]["accuracy"] == 0.5
+
+
+# --- bias correction ------------------------------------------------------------------------------
+
+
+class _FakeConv:
+    def __init__(self, kernel):
+        self.kernel = kernel
+
+
+class _FakeBatchNorm:
+    epsilon = 1e-3
+
+    def __init__(self, channels, rng):
+        self.weights = [rng.uniform(0.5, 2, channels), rng.normal(0, 1, channels), rng.normal(0, 1, channels),
+                        rng.uniform(0.01, 1, channels)]  # fmt: skip
+
+    def get_weights(self):
+        return self.weights
+
+
+def test_bias_correction_cancels_the_mean_shift_of_int8_weights():
+    from convert.bias_correction import ConvBatchNorm, expected_shift, folded_kernel, int8_rounding_error
+
+    rng = np.random.default_rng(0)
+    kernel = rng.normal(0, 1, (1, 1, 16, 8))
+    kernel[0, 0, 0, :] *= 20  # one large weight per output channel coarsens the step of the others
+    pair = ConvBatchNorm(_FakeConv(kernel), _FakeBatchNorm(8, rng), depthwise=False)
+    x = rng.uniform(0, 6, (5000, 16))  # post-ReLU6 activations: positive means, so errors do not cancel
+    folded = folded_kernel(pair)[0, 0]
+    error = int8_rounding_error(folded_kernel(pair), depthwise=False)[0, 0]
+    assert np.abs(error).max() <= np.abs(folded).max(axis=0).max() / 127 / 2 + 1e-12  # half a step at most
+    drift = (x @ (folded + error)).mean(0) - (x @ folded).mean(0)
+    shift = expected_shift(pair, x.mean(0))
+    assert np.abs(drift).max() > 1e-3  # there is a shift to correct
+    assert np.allclose(shift, drift)
+
+
+def test_bias_correction_for_depthwise_kernels():
+    from convert.bias_correction import ConvBatchNorm, expected_shift, folded_kernel, int8_rounding_error
+
+    rng = np.random.default_rng(1)
+    kernel = rng.normal(0, 1, (3, 3, 4, 1))
+    pair = ConvBatchNorm(_FakeConv(kernel), _FakeBatchNorm(4, rng), depthwise=True)
+    error = int8_rounding_error(folded_kernel(pair), depthwise=True)
+    means = np.array([0.5, 1.0, 2.0, 3.0])
+    # a constant input image: every tap sees the channel mean exactly
+    expected = np.array([error[:, :, c, 0].sum() * means[c] for c in range(4)])
+    assert np.allclose(expected_shift(pair, means), expected)
+
+
+@pytest.mark.slow
+@pytest.mark.workstation
+def test_correct_biases_changes_only_betas_of_a_copy():
+    keras = pytest.importorskip("keras")
+    from convert.bias_correction import correct_biases
+
+    inner_in = keras.Input((8, 8, 3))
+    x = keras.layers.Conv2D(6, 3, use_bias=False, name="c1")(inner_in)
+    x = keras.layers.BatchNormalization(name="c1_BN")(x)
+    x = keras.layers.ReLU(6.0)(x)
+    x = keras.layers.DepthwiseConv2D(3, use_bias=False, name="d1")(x)
+    x = keras.layers.BatchNormalization(name="d1_BN")(x)
+    base = keras.Model(inner_in, x, name="base")
+    outer_in = keras.Input((8, 8, 3))
+    y = keras.layers.Rescaling(1 / 127.5, offset=-1)(outer_in)
+    y = keras.layers.GlobalAveragePooling2D()(base(y))
+    model = keras.Model(outer_in, keras.layers.Dense(3, activation="softmax")(y))
+    rng = np.random.default_rng(0)
+    for layer in base.layers:
+        if isinstance(layer, keras.layers.BatchNormalization):
+            layer.set_weights(
+                [rng.uniform(0.5, 2, 6), rng.normal(0, 1, 6), rng.normal(0, 1, 6), rng.uniform(0.1, 1, 6)]
+            )
+    crops = rng.integers(0, 256, (40, 8, 8, 3)).astype(np.uint8)
+    before = [w.copy() for w in model.get_weights()]
+
+    corrected = correct_biases(model, crops, batch_size=16)
+    assert all(np.array_equal(a, b) for a, b in zip(before, model.get_weights(), strict=True))  # untouched
+    changed = [
+        layer.name
+        for layer, original in zip(corrected.get_layer("base").layers, base.layers, strict=True)
+        for new, old in zip(layer.get_weights(), original.get_weights(), strict=True)
+        if not np.array_equal(new, old)
+    ]
+    assert sorted(set(changed)) == ["c1_BN", "d1_BN"]
+    c1, c1_new = (
+        base.get_layer("c1_BN").get_weights(),
+        corrected.get_layer("base").get_layer("c1_BN").get_weights(),
+    )
+    assert np.array_equal(c1[0], c1_new[0]) and not np.array_equal(c1[1], c1_new[1])  # gamma kept, beta moved
