@@ -43,7 +43,8 @@ readonly MIN_FREE_MB=1024
 # apt packages. On a Pi, libcamera's Python bindings only come from apt, and Pi 5 needs lgpio.
 # Everywhere, numpy and OpenCV come from apt (1.24 and 4.6 on Bookworm): pip's OpenCV needs numpy 2,
 # which breaks picamera2's compiled dependencies ("numpy.dtype size changed").
-readonly APT_COMMON=(python3-venv python3-numpy python3-opencv python3-yaml)
+# procps brings /bin/kill, which the unit's ExecReload runs (minimal Debian images lack it).
+readonly APT_COMMON=(python3-venv python3-numpy python3-opencv python3-yaml procps)
 readonly APT_PI_ONLY=(python3-picamera2 python3-gpiozero python3-lgpio)
 
 usage() {

@@ -36,7 +36,7 @@ REPLACED = {
 # Calls that only look: everything else the fake tool records changes the machine.
 PROBES = {("systemctl", "is-enabled"), ("systemctl", "is-active"), ("python3", "-c"), ("venv-python", "-c")}
 PI_PACKAGES = ["python3-picamera2", "python3-gpiozero", "python3-lgpio"]
-COMMON_PACKAGES = ["python3-venv", "python3-numpy", "python3-opencv", "python3-yaml"]
+COMMON_PACKAGES = ["python3-venv", "python3-numpy", "python3-opencv", "python3-yaml", "procps"]
 DEFAULT_CONFIG = "camera:\n  source: picamera2\nalarm:\n  led_pin: 17\n"
 
 needs_root = pytest.mark.skipif(
