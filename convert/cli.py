@@ -50,7 +50,12 @@ def build_parser() -> argparse.ArgumentParser:
     parser.add_argument("--data", type=Path, help="root of split-list paths (default: the run's data_root)")
     parser.add_argument("--train-split", type=Path, help="training face list (default: found in the run)")
     parser.add_argument("--val-split", type=Path, help="validation face list (default: found in the run)")
-    parser.add_argument("--calibration-count", type=int, default=500, help="representative crops (>= 300)")
+    parser.add_argument(
+        "--calibration-count",
+        type=int,
+        default=1000,
+        help="most representative crops used (at least 300 needed)",
+    )
     parser.add_argument("--min-agreement", type=float, default=0.99, help="float/int8 top-1 agreement floor")
     parser.add_argument(
         "--no-bias-correction", action="store_true", help="quantize the weights as trained (for comparison)"
