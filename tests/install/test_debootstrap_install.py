@@ -22,6 +22,7 @@ from __future__ import annotations
 
 import os
 import shutil
+import subprocess
 import time
 from pathlib import Path
 
@@ -93,6 +94,13 @@ def test_install_upgrade_demo_service_and_uninstall(root):
         assert "systemd is not running here" in out
 
         assert (root / "etc/systemd/system/multi-user.target.wants/maskwatch.service").is_symlink()
+        # Verified where it is installed: every program the unit and its drop-in run must exist there.
+        verify = subprocess.run(
+            ["systemd-analyze", "verify", f"--root={root}", "maskwatch.service"],
+            capture_output=True,
+            text=True,
+        )
+        assert verify.returncode == 0 and verify.stdout + verify.stderr == "", verify.stderr
         groups = chroot.run("id", "-nG", "maskwatch").stdout.split()
         assert {"maskwatch", "video", "gpio"} <= set(groups)
         stack = chroot.run(
