@@ -578,7 +578,10 @@ install_config() {
     if [[ -f $config && -n $gid && $(stat -c %g "$config") != "$gid" ]] || [[ ! -f $config ]]; then
         chown_service "root:$SERVICE_USER" "$config"
     fi
+    # The record of what we shipped is not something the service reads: updating it restarts nothing.
+    local changed=$CHANGED
     install_file "$new" "$APP_DIR/config.yaml.default" 0644 || true
+    CHANGED=$changed
 }
 
 # ---------------------------------------------------------------------------------------------------

@@ -357,6 +357,7 @@ def test_edited_config_survives_and_the_new_default_goes_beside_it(machine):
     assert "was edited: kept as it is" in out
     assert "-  led_pin: 27\n+  led_pin: 17\n" in out  # the difference is printed
     assert "+decision:\n+  cooldown_s: 10\n" in out
+    assert "restart" not in [c[1] for c in machine.calls("systemctl")]  # the running config did not change
 
 
 @needs_root
