@@ -188,8 +188,10 @@ class SceneScorer:
     matched_true: list[str] = field(default_factory=list)
     matched_pred: list[str] = field(default_factory=list)
     matched_px: list[float] = field(default_factory=list)
-    violators: list[tuple[str, bool]] = field(default_factory=list)  # (size, flagged)
-    non_violators: list[tuple[str, bool]] = field(default_factory=list)  # (kind, flagged): masked / non_face
+    violators: list[tuple[float, bool]] = field(default_factory=list)  # (box height, flagged)
+    non_violators: list[tuple[str, float, bool]] = field(
+        default_factory=list
+    )  # (masked / non_face, height, flagged)
 
     def add_scene(
         self,
@@ -213,14 +215,14 @@ class SceneScorer:
                 self.matched_pred.append(predicted_labels[pairs[t]])
                 self.matched_px.append(float(height))
             if is_violation(label):
-                self.violators.append((size, flagged))
+                self.violators.append((float(height), flagged))
             elif found:
-                self.non_violators.append(("masked", flagged))
+                self.non_violators.append(("masked", float(height), flagged))
         for p, label in enumerate(predicted_labels):
-            size = size_bucket(pred[p, 3] - pred[p, 1])
-            self.predicted.append((size, p in matched_pred))
+            height = pred[p, 3] - pred[p, 1]
+            self.predicted.append((size_bucket(height), p in matched_pred))
             if p not in matched_pred:
-                self.non_violators.append(("non_face", is_violation(label)))
+                self.non_violators.append(("non_face", float(height), is_violation(label)))
 
     def _detection(self) -> dict:
         def recall(rows):
@@ -245,33 +247,40 @@ class SceneScorer:
             "precision_by_size": {s: precision([r for r in self.predicted if r[0] == s]) for s in sizes},
         }
 
-    def _alarm(self) -> dict:
-        flagged = sum(f for _, f in self.violators)
-        false_alarms = sum(f for _, f in self.non_violators)
-        masked = [f for kind, f in self.non_violators if kind == "masked"]
-        non_faces = [f for kind, f in self.non_violators if kind == "non_face"]
+    def _alarm(self, min_face_px: float = 0.0) -> dict:
+        """Alarm numbers over faces and detections at least `min_face_px` tall (the daemon ignores smaller)."""
+        violators = [(size_bucket(h), f) for h, f in self.violators if h >= min_face_px]
+        quiet = [(kind, f) for kind, h, f in self.non_violators if h >= min_face_px]
+        flagged = sum(f for _, f in violators)
+        false_alarms = sum(f for _, f in quiet)
         return {
-            "violators": len(self.violators),
-            "violator_recall": _ratio(flagged, len(self.violators)),
+            "min_face_px": min_face_px,
+            "violators": len(violators),
+            "violator_recall": _ratio(flagged, len(violators)),
             "violator_recall_by_size": {
-                name: _ratio(
-                    sum(f for s, f in self.violators if s == name), sum(s == name for s, _ in self.violators)
-                )
+                name: _ratio(sum(f for s, f in violators if s == name), sum(s == name for s, _ in violators))
                 for name, _, _ in SIZE_BUCKETS
             },
             "false_alarms": false_alarms,
-            "false_alarm_rate": _ratio(false_alarms, len(self.non_violators)),
-            "false_alarms_on_masked": sum(masked),
-            "false_alarms_on_non_faces": sum(non_faces),
+            "false_alarm_rate": _ratio(false_alarms, len(quiet)),
+            "false_alarms_on_masked": sum(f for kind, f in quiet if kind == "masked"),
+            "false_alarms_on_non_faces": sum(f for kind, f in quiet if kind == "non_face"),
             "alarm_precision": _ratio(flagged, flagged + false_alarms),
         }
 
-    def report(self) -> dict:
-        """Detection, classification on matched faces, and the alarm numbers, as one JSON-ready dict."""
-        return {
+    def report(self, min_face_px: float | None = None) -> dict:
+        """Detection, classification on matched faces, and the alarm numbers, as one JSON-ready dict.
+
+        `alarm` counts every size; with `min_face_px`, `alarm_min_face` counts only what the daemon
+        would act on (faces and detections at least that tall).
+        """
+        report = {
             "detection": self._detection(),
             "classification": classification_report(
                 self.matched_true, self.matched_pred, self.labels, face_px=self.matched_px
             ),
             "alarm": self._alarm(),
         }
+        if min_face_px is not None:
+            report["alarm_min_face"] = self._alarm(min_face_px)
+        return report

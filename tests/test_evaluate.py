@@ -126,6 +126,8 @@ def test_scene_folder_detection_classification_and_alarm(tmp_path, monkeypatch, 
     alarm = report["alarm"]
     assert alarm["violators"] == 2 and alarm["violator_recall"] == 0.5
     assert alarm["false_alarms_on_masked"] == 0
+    assert report["alarm_min_face"]["min_face_px"] == 32  # config default: the daemon ignores smaller faces
+    assert report["alarm_min_face"]["violators"] == 2
     assert set(report) >= {"n", "accuracy", "per_class", "confusion", "by_size", "detection", "alarm"}
 
 
@@ -135,7 +137,8 @@ def test_scene_folder_table(tmp_path, monkeypatch, capsys):
     assert _run([str(root), "--model", str(FIXTURE)]) == 0
     out = capsys.readouterr().out
     assert "detection at IoU 0.5: recall 0.333 of 3 faces, precision 1.000 of 1 detections" in out
-    assert "violator recall 0.000 of 2 violators" in out
+    assert "alarm, all sizes: violator recall 0.000 of 2 violators" in out
+    assert "alarm, faces >= 32 px: violator recall 0.000 of 2 violators" in out  # the config's min_face_px
     assert "classification of matched faces:" in out
 
 

@@ -157,4 +157,11 @@ def test_scene_scorer_detection_and_alarm_numbers():
     assert (alarm["false_alarms_on_masked"], alarm["false_alarms_on_non_faces"]) == (1, 1)
     assert alarm["false_alarm_rate"] == pytest.approx(2 / 3)  # 2 masked found + 1 non-face
     assert alarm["alarm_precision"] == pytest.approx(1 / 3)
+    assert "alarm_min_face" not in report
     json.dumps(report)
+
+    # what the daemon acts on: faces and detections >= 64 px; the 40 px masked face and wall box drop out
+    big = scorer.report(min_face_px=64)["alarm_min_face"]
+    assert (big["violators"], big["violator_recall"]) == (1, 1.0)
+    assert (big["false_alarms_on_masked"], big["false_alarms_on_non_faces"]) == (1, 0)
+    assert big["false_alarm_rate"] == 1.0  # the 200 px masked face, flagged as incorrect

@@ -54,7 +54,7 @@ def handle(args: argparse.Namespace) -> int:
         model = args.model or (Path(config.classifier.model) if config.classifier.model else None)
         classifier = MaskClassifier(model, threads=config.classifier.threads)
         if is_voc_scene_folder(args.dataset):
-            report = evaluate_scenes(args.dataset, classifier, _detector(config))
+            report = evaluate_scenes(args.dataset, classifier, _detector(config), config.decision.min_face_px)
         else:
             report = evaluate_class_folders(args.dataset, classifier)
     except (ConfigError, DatasetError, ModelMetadataError, FileNotFoundError, ImportError) as exc:
@@ -102,7 +102,7 @@ def evaluate_class_folders(root: Path, classifier) -> dict:
     return report
 
 
-def evaluate_scenes(root: Path, classifier, detector) -> dict:
+def evaluate_scenes(root: Path, classifier, detector, min_face_px: int | None = None) -> dict:
     """Detect, match at IoU 0.5 and classify on every VOC scene; detection, matched-face and alarm numbers."""
     from edge.datasets import load_image_bgr, read_voc_scenes
     from edge.scoring import SceneScorer
@@ -121,7 +121,7 @@ def evaluate_scenes(root: Path, classifier, detector) -> dict:
         )
         if index % 100 == 0:
             log.info("%d/%d scenes", index, len(scenes))
-    report = scorer.report()
+    report = scorer.report(min_face_px)
     return {"layout": "VOC scenes", "scenes": len(scenes), **report.pop("classification"), **report}
 
 
@@ -153,7 +153,7 @@ def _classification_lines(report: dict) -> list[str]:
     return lines
 
 
-def _detection_lines(detection: dict, alarm: dict) -> list[str]:
+def _detection_lines(detection: dict) -> list[str]:
     lines = [
         f"detection at IoU {detection['iou_threshold']}: recall {_num(detection['recall'])} of "
         f"{detection['n_faces']} faces, precision {_num(detection['precision'])} of {detection['n_detections']} detections",
@@ -165,14 +165,17 @@ def _detection_lines(detection: dict, alarm: dict) -> list[str]:
     lines.append("recall by class: " + ", ".join(
         f"{label} {_num(r['recall'])} (n={r['n']})" for label, r in detection["recall_by_class"].items()
     ))  # fmt: skip
+    return lines
+
+
+def _alarm_lines(alarm: dict) -> list[str]:
     by_size = ", ".join(f"{size} {_num(v)}" for size, v in alarm["violator_recall_by_size"].items())
-    lines += [
-        "",
-        f"violator recall {_num(alarm['violator_recall'])} of {alarm['violators']} violators ({by_size})",
-        f"false-alarm rate {_num(alarm['false_alarm_rate'])}: {alarm['false_alarms_on_masked']} masked faces and "
+    where = f"faces >= {alarm['min_face_px']} px" if alarm["min_face_px"] else "all sizes"
+    return [
+        f"alarm, {where}: violator recall {_num(alarm['violator_recall'])} of {alarm['violators']} violators ({by_size})",
+        f"  false-alarm rate {_num(alarm['false_alarm_rate'])}: {alarm['false_alarms_on_masked']} masked faces and "
         f"{alarm['false_alarms_on_non_faces']} non-faces flagged; alarm precision {_num(alarm['alarm_precision'])}",
     ]
-    return lines
 
 
 def format_report(report: dict) -> str:
@@ -190,10 +193,10 @@ def format_report(report: dict) -> str:
     header.append("")
     body = []
     if "detection" in report:
-        body = _detection_lines(report["detection"], report["alarm"]) + [
-            "",
-            "classification of matched faces:",
-        ]
+        body = _detection_lines(report["detection"]) + [""] + _alarm_lines(report["alarm"])
+        if "alarm_min_face" in report:
+            body += _alarm_lines(report["alarm_min_face"])
+        body += ["", "classification of matched faces:"]
     summary = (
         f"n={report['n']}  accuracy {_num(report['accuracy'], 4)}  macro-F1 {_num(report['macro_f1'], 4)}"
     )
