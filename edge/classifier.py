@@ -99,10 +99,11 @@ class BatchInvoker:
         if len(inputs) == 0:
             return np.zeros((0, *self.output_detail["shape"][1:]), dtype=self.output_detail["dtype"])
         outputs = []
-        for start in range(0, len(inputs), self.max_batch if self.batching else 1):
-            chunk = inputs[start : start + (self.max_batch if self.batching else 1)]
-            interpreter = self._interpreter_for(len(chunk)) if self.batching else self._single
-            if interpreter is None:  # resizing just failed: this chunk and the rest go one by one
+        step = self.max_batch if self.batching else 1
+        for start in range(0, len(inputs), step):
+            chunk = inputs[start : start + step]
+            interpreter = self._interpreter_for(len(chunk)) if self.batching else None
+            if interpreter is None:  # batching off, or resizing just failed: face by face
                 outputs.extend(self._invoke(self._single, row[None]) for row in chunk)
                 continue
             outputs.append(self._invoke(interpreter, np.ascontiguousarray(chunk)))

@@ -105,9 +105,10 @@ def test_falls_back_to_one_by_one_when_resizing_fails(monkeypatch, caplog):
             raise RuntimeError("cannot resize")
 
     monkeypatch.setattr(invoker, "_new_interpreter", refuse)
-    crops = np.stack([np.full((24, 24, 3), v, np.uint8) for v in (0, 90, 200)])
-    assert np.array_equal(invoker.run(crops), expected)
+    crops = np.stack([np.full((24, 24, 3), v, np.uint8) for v in (0, 90, 200)] * 4)  # two chunks of 8 and 4
+    assert np.array_equal(invoker.run(crops), np.concatenate([expected] * 4))
     assert not invoker.batching
+    assert np.array_equal(invoker.run(crops), np.concatenate([expected] * 4))  # and later frames too
     assert "one by one" in caplog.text
 
 
