@@ -18,9 +18,13 @@ include=systemd,python3,ca-certificates
 
 tarball=${cache_dir:+$cache_dir/$suite-minbase.tar}
 
+# A root file system's / is world-readable; a test's temporary folder may not be (pytest makes 0700 ones),
+# and then no user but root could run anything inside.
+mkdir -p "$root"
+chmod 0755 "$root"
+
 if [[ -n $tarball && -s $tarball ]]; then
     echo "make_root: unpacking cached $tarball"
-    mkdir -p "$root"
     tar -xpf "$tarball" -C "$root"
     exit 0
 fi
