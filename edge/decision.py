@@ -76,6 +76,9 @@ def iou(a: Box, b: Box) -> float:
     return inter / union if union > 0 else 0.0
 
 
+MAX_GROWTH = 2.0  # a face's height changes at most this much between two sightings of one person
+
+
 def same_place(a: Box, b: Box) -> bool:
     """Centres closer than half the larger box's height: one face that grew fast between two frames.
 
@@ -88,17 +91,32 @@ def same_place(a: Box, b: Box) -> bool:
     return dx * dx + dy * dy < reach * reach
 
 
-def match_boxes(tracks: Sequence[Box], faces: Sequence[Box], min_iou: float) -> dict[int, int]:
+def similar_size(a: Box, b: Box) -> bool:
+    """Heights within MAX_GROWTH of each other: the next person, small at the far end of the corridor,
+    is not the one who just filled the frame at the same spot."""
+    ha, hb = max(a[3] - a[1], 1e-6), max(b[3] - b[1], 1e-6)
+    return max(ha, hb) / min(ha, hb) <= MAX_GROWTH
+
+
+def match_boxes(
+    tracks: Sequence[Box], faces: Sequence[Box], min_iou: float, fresh: Sequence[bool] | None = None
+) -> dict[int, int]:
     """Greedy one-to-one matching, best IoU first: {face index: track index}.
 
-    A pair links when its IoU reaches `min_iou` or the boxes are in the same place (see `same_place`).
-    A handful of faces per frame makes greedy matching as good as Hungarian and far simpler.
+    A pair links when the sizes are similar and either the IoU reaches `min_iou` or, for a track seen in
+    the previous frame (`fresh`), the boxes are in the same place. A handful of faces per frame makes
+    greedy matching as good as Hungarian and far simpler.
     """
+    fresh = fresh if fresh is not None else [True] * len(tracks)
     pairs = []
     for ti, t in enumerate(tracks):
         for fi, f in enumerate(faces):
             overlap = iou(t, f)
-            if overlap >= min_iou or (overlap > 0 and same_place(t, f)):
+            if (
+                overlap > 0
+                and similar_size(t, f)
+                and (overlap >= min_iou or (fresh[ti] and same_place(t, f)))
+            ):
                 pairs.append((overlap, ti, fi))
     pairs.sort(reverse=True)
     matched: dict[int, int] = {}
@@ -118,6 +136,7 @@ class Decider:
         self.config = config or DecisionConfig()
         self._tracks: list[Track] = []
         self._next_id = 1
+        self._last_update: float | None = None
 
     @property
     def tracks(self) -> tuple[Track, ...]:
@@ -149,6 +168,7 @@ class Decider:
         """Feed one frame: a decision per face (same order) and the alarms this frame raises."""
         self._forget_stale(timestamp)
         tracks = self._assign(timestamp, faces)
+        self._last_update = timestamp
         decisions, events = [], []
         for face, track in zip(faces, tracks, strict=True):
             reason = self.ignore_reason(face.box, *frame_size)
@@ -172,7 +192,10 @@ class Decider:
         self._tracks = [t for t in self._tracks if now - t.last_seen <= timeout]
 
     def _assign(self, now: float, faces: Sequence[Observation]) -> list[Track]:
-        matched = match_boxes([t.box for t in self._tracks], [f.box for f in faces], self.config.track_iou)
+        fresh = [t.last_seen == self._last_update for t in self._tracks]
+        matched = match_boxes(
+            [t.box for t in self._tracks], [f.box for f in faces], self.config.track_iou, fresh
+        )
         assigned = []
         for index, face in enumerate(faces):
             if index in matched:

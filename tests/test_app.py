@@ -471,10 +471,9 @@ def test_demo_with_the_shipped_model_raises_exactly_the_expected_alarms(tmp_path
 
     from edge.commands import run
 
-    config = write_config(tmp_path / "config.yaml", model="")
-    assert (
-        run.handle(Namespace(demo=True, config=config, source=None, status_port=None, max_frames=None)) == 0
-    )
+    config = write_config(tmp_path / "config.yaml", model="")  # fps_limit 0, frame time from a 15 fps clock
+    args = Namespace(demo=True, config=config, source=None, status_port=None, max_frames=None)
+    assert run._demo(args, clock=StepClock(15)) == 0
     out = capsys.readouterr().out
     assert "(mask_weared_incorrect x1, without_mask x1)" in out, out[-3000:]
     assert "alarm: no mask" in out and "alarm: mask worn wrongly" in out

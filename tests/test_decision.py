@@ -123,6 +123,20 @@ def test_a_face_that_doubles_in_size_between_frames_is_the_same_person():
     assert ids == [1, 1, 1]
 
 
+def test_the_next_person_far_away_at_the_spot_where_the_last_one_left_is_a_new_person():
+    decider = Decider(DecisionConfig(track_timeout_s=2.0))
+    _, events = walk(decider, 10, BARE, box=(240, 150, 440, 350))  # 200 px: right at the camera, then gone
+    assert len(events) == 1
+    # 1.5 s later someone else appears far away, inside the old box: small, same place, new person.
+    _, events = walk(decider, 5, BARE, start=32, box=(276, 171, 324, 219))
+    assert len(events) == 1 and events[0].track_id == 2
+
+
+def test_a_face_is_not_linked_to_a_much_larger_or_smaller_one():
+    assert match_boxes([(240, 150, 440, 350)], [(276, 171, 324, 219)], 0.3) == {}
+    assert match_boxes([(240, 150, 440, 350)], [(276, 171, 324, 219)], 0.01) == {}  # even with a low IoU bar
+
+
 def test_two_people_side_by_side_stay_two_tracks():
     decider = Decider(DecisionConfig())
     for i in range(10):

@@ -83,7 +83,9 @@ def run_app(app) -> int:
         return 1
 
 
-def _demo(args: argparse.Namespace) -> int:
+def _demo(args: argparse.Namespace, clock=None) -> int:
+    """The demo sequence through the real App with mock pins; `clock` lets tests replay it at 15 fps
+    of frame time without waiting for it."""
     from gpiozero.pins.mock import MockFactory, MockPWMPin
 
     from edge.app import App
@@ -99,6 +101,7 @@ def _demo(args: argparse.Namespace) -> int:
             max_frames=args.max_frames,
             pin_factory=MockFactory(pin_class=MockPWMPin),
             state_dir=state_dir,
+            **({"clock": clock} if clock is not None else {}),
         )
         printer = DemoPrinter(lambda: app.parts["alarm"].state if "alarm" in app.parts else "off")
         app.extra_observers.append(printer)
