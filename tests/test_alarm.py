@@ -7,26 +7,13 @@ import threading
 import time
 
 import pytest
-from gpiozero import LED, Device
-from gpiozero.pins.mock import MockFactory, MockPWMPin
+from gpiozero import LED
+from gpiozero.pins.mock import MockPWMPin
 
 from edge.alarm import Alarm, AlarmError
 from edge.config import AlarmConfig
 
 RED, BUZZER, GREEN = 17, 18, 27
-
-
-@pytest.fixture
-def pins():
-    """A fresh mock pin factory for each test, reset afterwards (gpiozero's own test pattern)."""
-    saved = Device.pin_factory
-    factory = MockFactory()  # plain pins keep their last state when released, so "off at close" is visible
-    Device.pin_factory = factory
-    try:
-        yield factory
-    finally:
-        factory.reset()
-        Device.pin_factory = saved
 
 
 def make_alarm(pins, **overrides) -> Alarm:

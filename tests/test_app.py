@@ -21,8 +21,6 @@ from pathlib import Path
 
 import pytest
 from daemon_scenes import COLOR_MODEL, REPO, SHIPPED_MODEL, StepClock, approaching, empty, write_folder
-from gpiozero import Device
-from gpiozero.pins.mock import MockFactory
 
 from edge.app import App
 from edge.cli import main as cli_main
@@ -32,18 +30,6 @@ needs_shipped_model = pytest.mark.skipif(
     not SHIPPED_MODEL.is_file(),
     reason=f"{SHIPPED_MODEL.relative_to(REPO)} is not built yet (issue: training)",
 )
-
-
-@pytest.fixture
-def pins():
-    saved = Device.pin_factory
-    factory = MockFactory()
-    Device.pin_factory = factory
-    try:
-        yield factory
-    finally:
-        factory.reset()
-        Device.pin_factory = saved
 
 
 def write_config(path: Path, model: Path | str = COLOR_MODEL, **sections) -> Path:

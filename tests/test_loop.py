@@ -8,30 +8,16 @@ import time
 import numpy as np
 import pytest
 from daemon_scenes import COLOR_MODEL, StepClock, approaching, empty
-from gpiozero import Device
-from gpiozero.pins.mock import MockFactory
 
 from edge.alarm import Alarm
 from edge.camera import CameraError, FrameListSource, MotionGate, RetryingSource
 from edge.classifier import MaskClassifier, Prediction
-from edge.config import AlarmConfig, DecisionConfig
+from edge.config import AlarmConfig
 from edge.decision import Decider
 from edge.faces import Face, FaceDetector
 from edge.loop import process_frame, run_loop
 
 RED, BUZZER = 17, 18
-
-
-@pytest.fixture
-def pins():
-    saved = Device.pin_factory
-    factory = MockFactory()
-    Device.pin_factory = factory
-    try:
-        yield factory
-    finally:
-        factory.reset()
-        Device.pin_factory = saved
 
 
 @pytest.fixture(scope="module")
@@ -63,19 +49,24 @@ class Recorder:
         pass
 
 
+def replay(frames, detector, classifier, alarm, recorder, clock=None):
+    """The real loop over `frames` with the default decision settings, one clock step per frame."""
+    return run_loop(
+        FrameListSource(frames),
+        detector,
+        classifier,
+        Decider(),
+        alarm,
+        observers=[recorder],
+        clock=clock or StepClock(),
+    )
+
+
 def test_a_violator_walking_in_alarms_once_within_half_a_second(pins, detector, color_classifier):
     frames = empty(5) + approaching("without_mask", 30) + empty(5)
     recorder = Recorder()
     with Alarm(AlarmConfig(led_pin=RED, buzzer_pin=BUZZER, duration_s=0.4), pin_factory=pins) as alarm:
-        summary = run_loop(
-            FrameListSource(frames),
-            detector,
-            color_classifier,
-            Decider(DecisionConfig()),
-            alarm,
-            observers=[recorder],
-            clock=StepClock(),
-        )
+        summary = replay(frames, detector, color_classifier, alarm, recorder)
         alarm.wait_until_quiet()
     assert summary.frames == 40 and summary.ended == "source ended"
     assert [e.label for e in summary.events] == ["without_mask"]
@@ -94,15 +85,7 @@ def test_a_worn_wrong_mask_gets_its_own_alarm_and_a_masked_person_none(pins, det
         AlarmConfig(led_pin=RED, buzzer_pin=BUZZER, ok_led_pin=27, duration_s=0.8), pin_factory=pins
     ) as alarm:
         recorder = Recorder()
-        summary = run_loop(
-            FrameListSource(frames),
-            detector,
-            color_classifier,
-            Decider(DecisionConfig()),
-            alarm,
-            observers=[recorder],
-            clock=StepClock(),
-        )
+        summary = replay(frames, detector, color_classifier, alarm, recorder)
     assert [e.label for e in summary.events] == ["mask_weared_incorrect"]
     decisions = [f.decision for r in recorder.frames[:20] for f in r.faces]
     assert "violation" not in decisions and decisions.count("ok") >= 15
@@ -112,15 +95,7 @@ def test_a_worn_wrong_mask_gets_its_own_alarm_and_a_masked_person_none(pins, det
 def test_frame_results_carry_faces_stage_times_and_the_clocks_fps(detector, color_classifier):
     recorder = Recorder()
     frames = approaching("with_mask", 6)
-    run_loop(
-        FrameListSource(frames),
-        detector,
-        color_classifier,
-        Decider(),
-        NullAlarm(),
-        observers=[recorder],
-        clock=StepClock(fps=15),
-    )
+    replay(frames, detector, color_classifier, NullAlarm(), recorder, StepClock(fps=15))
     last = recorder.frames[-1]
     assert [r.index for r in recorder.frames] == list(range(6))
     assert last.frame is frames[-1]
@@ -254,15 +229,7 @@ def test_a_broken_observer_is_logged_once_and_never_stops_the_loop(caplog):
 def test_alarm_events_reach_observers_with_their_frame_and_alarm_once():
     alarm, recorder = NullAlarm(), Recorder()
     frames = [FRAME.copy() for _ in range(10)]
-    run_loop(
-        FrameListSource(frames),
-        ScriptedDetector([(300, 200, 380, 300)]),
-        ScriptedClassifier(),
-        Decider(),
-        alarm,
-        observers=[recorder],
-        clock=StepClock(),
-    )
+    replay(frames, ScriptedDetector([(300, 200, 380, 300)]), ScriptedClassifier(), alarm, recorder)
     assert alarm.calls == [("alert", "without_mask")]
     (event,) = recorder.events
     assert event.frame is frames[2] and event.track_length == 3
