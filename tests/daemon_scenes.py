@@ -65,3 +65,25 @@ class StepClock:
     def __call__(self) -> float:
         self.now += self.step
         return self.now
+
+
+class Recorder:
+    """An observer that keeps everything it is given; `on_frame`, if given, is also called with each frame."""
+
+    def __init__(self, on_frame=None):
+        self.frames, self.events, self.camera = [], [], []
+        self._on_frame = on_frame
+
+    def on_frame(self, result):
+        self.frames.append(result)
+        if self._on_frame:
+            self._on_frame(result)
+
+    def on_event(self, event):
+        self.events.append(event)
+
+    def on_camera(self, connected):
+        self.camera.append(connected)
+
+    def close(self):
+        pass

@@ -20,7 +20,16 @@ import time
 from pathlib import Path
 
 import pytest
-from daemon_scenes import COLOR_MODEL, REPO, SHIPPED_MODEL, StepClock, approaching, empty, write_folder
+from daemon_scenes import (
+    COLOR_MODEL,
+    REPO,
+    SHIPPED_MODEL,
+    Recorder,
+    StepClock,
+    approaching,
+    empty,
+    write_folder,
+)
 
 from edge.app import App
 from edge.cli import main as cli_main
@@ -43,26 +52,6 @@ def write_config(path: Path, model: Path | str = COLOR_MODEL, **sections) -> Pat
         data.setdefault(name, {}).update(values)
     path.write_text(json.dumps(data))  # JSON is YAML
     return path
-
-
-class Recorder:
-    def __init__(self, on_frame=None):
-        self.frames, self.events, self.camera = [], [], []
-        self._on_frame = on_frame
-
-    def on_frame(self, result):
-        self.frames.append(result)
-        if self._on_frame:
-            self._on_frame(result)
-
-    def on_event(self, event):
-        self.events.append(event)
-
-    def on_camera(self, connected):
-        self.camera.append(connected)
-
-    def close(self):
-        pass
 
 
 def run_app(tmp_path, pins, frames, config=None, **kwargs) -> tuple[App, Recorder, int]:

@@ -7,7 +7,7 @@ import time
 
 import numpy as np
 import pytest
-from daemon_scenes import COLOR_MODEL, StepClock, approaching, empty
+from daemon_scenes import COLOR_MODEL, Recorder, StepClock, approaching, empty
 
 from edge.alarm import Alarm
 from edge.camera import CameraError, FrameListSource, MotionGate, RetryingSource
@@ -28,25 +28,6 @@ def detector():
 @pytest.fixture(scope="module")
 def color_classifier():
     return MaskClassifier(COLOR_MODEL, threads=1)
-
-
-class Recorder:
-    """An observer that keeps everything it is given."""
-
-    def __init__(self):
-        self.frames, self.events, self.camera = [], [], []
-
-    def on_frame(self, result):
-        self.frames.append(result)
-
-    def on_event(self, event):
-        self.events.append(event)
-
-    def on_camera(self, connected):
-        self.camera.append(connected)
-
-    def close(self):
-        pass
 
 
 def replay(frames, detector, classifier, alarm, recorder, clock=None):
