@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import argparse
 import contextlib
+import dataclasses
 import json
 import os
 import platform
@@ -22,6 +23,8 @@ import tempfile
 import time
 from dataclasses import asdict, dataclass
 from pathlib import Path
+
+from edge.config import Config, load_config
 
 STAGES = ("capture", "detect", "classify", "decide", "total")
 FACE_LAYOUT_6 = [  # face height, centre: six people at the distances an entrance camera sees
@@ -45,6 +48,11 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--faces", type=int, nargs="+", default=[1, 6], choices=[0, 1, 6])
     parser.add_argument("--threads", type=int, nargs="+", default=[1, 2])
     parser.add_argument("--classifier", type=Path, help="classifier .tflite (default: the shipped model)")
+    parser.add_argument(
+        "--config",
+        type=Path,
+        help="take detector and decision settings from this config (threads come from --threads)",
+    )
     parser.add_argument("--rss", action="store_true", help="peak RSS of a fresh process over 1000 frames")
     parser.add_argument(
         "--first-result", action="store_true", help="time from `maskwatch run` to its first result"
@@ -66,12 +74,15 @@ class Row:
 
 def handle(args: argparse.Namespace) -> int:
     if args.child_rss:
-        print(json.dumps(_child_rss(args.child_rss, args.classifier)))
+        print(json.dumps(_child_rss(args.child_rss, args.classifier, load_config(args.config))))
         return 0
-    rows = [measure(n, t, args.frames, args.classifier) for n in args.faces for t in args.threads]
+    config = load_config(args.config)
+    rows = [
+        measure(n, t, args.frames, args.classifier, config=config) for n in args.faces for t in args.threads
+    ]
     extra = {}
     if args.rss:
-        extra["peak_rss_mb_1000_frames"] = peak_rss_mb(1000, args.classifier)
+        extra["peak_rss_mb_1000_frames"] = peak_rss_mb(1000, args.classifier, args.config)
     if args.first_result:
         extra["start_to_first_result_s"] = start_to_first_result_s(args.classifier)
     if args.json:
@@ -93,15 +104,16 @@ def bench_frame(faces: int):
     return frame
 
 
-def build_pipeline(threads: int, classifier_path: Path | None):
+def build_pipeline(threads: int, classifier_path: Path | None, config: Config | None = None):
+    """The daemon's detector, classifier and decider for `config` (defaults when None) at `threads`."""
     from edge.classifier import MaskClassifier
-    from edge.config import DecisionConfig, DetectorConfig
     from edge.decision import Decider
     from edge.faces import FaceDetector
 
-    detector = FaceDetector(DetectorConfig(threads=threads))
+    config = config or Config()
+    detector = FaceDetector(dataclasses.replace(config.detector, threads=threads))
     classifier = MaskClassifier(classifier_path, threads=threads)
-    return detector, classifier, Decider(DecisionConfig())
+    return detector, classifier, Decider(config.decision)
 
 
 class _Recorder:
@@ -150,9 +162,14 @@ def run_frames(detector, classifier, decider, frame, frames: int) -> _Recorder:
 
 
 def measure(
-    faces: int, threads: int, frames: int, classifier_path: Path | None = None, warmup: int = 20
+    faces: int,
+    threads: int,
+    frames: int,
+    classifier_path: Path | None = None,
+    warmup: int = 20,
+    config: Config | None = None,
 ) -> Row:
-    detector, classifier, decider = build_pipeline(threads, classifier_path)
+    detector, classifier, decider = build_pipeline(threads, classifier_path, config)
     frame = bench_frame(faces)
     run_frames(detector, classifier, decider, frame, warmup)
     t0, cpu0 = time.perf_counter(), time.process_time()
@@ -174,17 +191,19 @@ def measure(
     )
 
 
-def _child_rss(frames: int, classifier_path: Path | None) -> dict:
-    detector, classifier, decider = build_pipeline(2, classifier_path)
+def _child_rss(frames: int, classifier_path: Path | None, config: Config | None = None) -> dict:
+    detector, classifier, decider = build_pipeline(2, classifier_path, config)
     run_frames(detector, classifier, decider, bench_frame(6), frames)
     return {"peak_rss_mb": resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024}
 
 
-def peak_rss_mb(frames: int, classifier_path: Path | None) -> float:
+def peak_rss_mb(frames: int, classifier_path: Path | None, config_path: Path | None = None) -> float:
     """Peak RSS of a fresh process running the loop (6 faces, 2 threads) over `frames` frames."""
     command = [sys.executable, "-m", "edge", "bench", "--child-rss", str(frames)]
     if classifier_path:
         command += ["--classifier", str(classifier_path)]
+    if config_path:
+        command += ["--config", str(config_path)]
     out = subprocess.run(command, check=True, capture_output=True, text=True).stdout
     return json.loads(out.strip().splitlines()[-1])["peak_rss_mb"]
 
