@@ -16,10 +16,10 @@ import numpy as np
 import pytest
 from loop_records import FakeClock, alarm, face, frame_result, textured
 
-from edge.crops import CropCollector
-from edge.events import EventLog
-from edge.snapshots import SnapshotSaver
-from edge.storage import DiskGuard, prune_files
+from edge.observers.crops import CropCollector
+from edge.observers.events import EventLog
+from edge.observers.snapshots import SnapshotSaver
+from edge.observers.storage import DiskGuard, prune_files
 
 DAY = 86400.0
 

@@ -17,7 +17,7 @@ import paho.mqtt.client as paho
 import pytest
 from loop_records import alarm, face, frame_result
 
-from edge.mqtt import MqttPublisher
+from edge.observers.mqtt import MqttPublisher
 
 MOSQUITTO = shutil.which("mosquitto") or "/usr/sbin/mosquitto"
 pytestmark = pytest.mark.skipif(
@@ -151,7 +151,7 @@ def test_last_will_marks_the_device_offline_when_the_daemon_dies(broker):
     sub = Subscriber(broker.port)
     script = (
         "import sys, time\n"
-        "from edge.mqtt import MqttPublisher\n"
+        "from edge.observers.mqtt import MqttPublisher\n"
         f"p = MqttPublisher(host='127.0.0.1', port={broker.port}, node_id='door2')\n"
         "while not p.is_connected: time.sleep(0.05)\n"
         "p.flush(); print('up', flush=True); time.sleep(60)\n"

@@ -16,10 +16,10 @@ from loop_records import FakeClock, alarm, face, frame_result, textured
 from prometheus_client.parser import text_string_to_metric_families
 
 from edge.config import Config, replace
-from edge.metrics import LoopMetrics
 from edge.observers import build_observers
-from edge.preview import PreviewStream
-from edge.status.server import StatusServer, StatusServerError, is_loopback
+from edge.observers.metrics import LoopMetrics
+from edge.observers.preview import PreviewStream
+from edge.observers.status_server import StatusServer, StatusServerError, is_loopback
 
 TOKEN = "k3y-for-tests-0123456789"
 

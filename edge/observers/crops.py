@@ -18,9 +18,9 @@ from pathlib import Path
 import cv2
 import numpy as np
 
+from edge.observers.storage import DiskGuard, write_atomic
+from edge.observers.worker import BackgroundWorker
 from edge.results import FrameResult
-from edge.storage import DiskGuard, write_atomic
-from edge.worker import BackgroundWorker
 
 log = logging.getLogger(__name__)
 

@@ -20,9 +20,9 @@ from collections.abc import Callable
 from pathlib import Path
 from typing import Any, Protocol
 
+from edge.observers.storage import DiskGuard, write_atomic
+from edge.observers.worker import BackgroundWorker
 from edge.results import AlarmEvent, FrameResult
-from edge.storage import DiskGuard, write_atomic
-from edge.worker import BackgroundWorker
 
 log = logging.getLogger(__name__)
 

@@ -1,5 +1,12 @@
 """Everything that watches the loop, built from config in one place: app.py makes one call.
 
+None of the pipeline stages (camera -> faces -> classifier -> decision -> alarm) imports this package:
+loop.py hands every observer its FrameResults and AlarmEvents, and that is all. What is here (issue 5):
+- events.py the alarm log and daily counts, snapshots.py violation snapshots, crops.py face crops for
+  retraining; all three write through storage.py, on a worker.py thread.
+- metrics.py, preview.py, status_server.py and page.html: the status page, /metrics and /healthz.
+- mqtt.py: Home Assistant over MQTT.
+
 Order matters only for readers: the events log comes first so that, when later observers look at the
 counts, the alarm of this very frame is already in them. Each observer is wrapped so that a bug in one
 costs a log line, never the alarm path.
@@ -13,11 +20,11 @@ import time
 from pathlib import Path
 
 from edge.config import Config
-from edge.crops import CropCollector
-from edge.events import EventLog
-from edge.metrics import LoopMetrics
+from edge.observers.crops import CropCollector
+from edge.observers.events import EventLog
+from edge.observers.metrics import LoopMetrics
+from edge.observers.snapshots import SnapshotSaver
 from edge.results import AlarmEvent, FrameResult, Observer
-from edge.snapshots import SnapshotSaver
 
 log = logging.getLogger(__name__)
 
@@ -103,8 +110,8 @@ def build_observers(config: Config, state_dir: Path | str | None = None) -> list
 
 
 def _status_page(config: Config, events: EventLog, snapshots: SnapshotSaver | None) -> list[Observer]:
-    from edge.preview import PreviewStream
-    from edge.status.server import StatusServer
+    from edge.observers.preview import PreviewStream
+    from edge.observers.status_server import StatusServer
 
     st = config.status
     # Never call a slow frame rate a stalled camera: allow three frame intervals at least.
@@ -136,7 +143,7 @@ def _status_page(config: Config, events: EventLog, snapshots: SnapshotSaver | No
 
 
 def _mqtt(config: Config, events: EventLog) -> Observer:
-    from edge.mqtt import MqttPublisher
+    from edge.observers.mqtt import MqttPublisher
 
     m = config.mqtt
     return MqttPublisher(

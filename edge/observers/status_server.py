@@ -1,7 +1,8 @@
 """The status page's HTTP server: stdlib only, so the Pi needs no web framework.
 
-Routes: `/` the page, `/api/status` its JSON, `/stream.mjpg` the live view, `/snapshot.jpg` one frame,
-`/snapshots/<name>` a saved violation snapshot, `/metrics` Prometheus text, `/healthz` 200 or 503.
+Routes: `/` the page (page.html, beside this file), `/api/status` its JSON, `/stream.mjpg` the live
+view, `/snapshot.jpg` one frame, `/snapshots/<name>` a saved violation snapshot, `/metrics` Prometheus
+text, `/healthz` 200 or 503.
 Everything but /healthz needs the token when one is configured (`?token=`, `Authorization: Bearer`, or
 the cookie `?token=` sets). A non-loopback bind without a token refuses to start: the page shows faces.
 """
@@ -24,8 +25,8 @@ from typing import Any
 from urllib.parse import parse_qs, quote, unquote, urlsplit
 
 from edge import __version__
-from edge.metrics import LoopMetrics
-from edge.preview import PreviewStream
+from edge.observers.metrics import LoopMetrics
+from edge.observers.preview import PreviewStream
 from edge.results import AlarmEvent, FrameResult
 
 log = logging.getLogger(__name__)

@@ -4,7 +4,7 @@ Off by default, for privacy. While a person is tracked, the observer remembers r
 frames in which their face looked best by a cheap measure (area x violation probability); when the alarm
 fires, a background thread scores those candidates properly (largest, sharpest, highest score), blurs the
 other faces, writes the JPEG and then applies retention (days, total MB). A full disk stops the saving
-with one log line (see edge.storage.DiskGuard); the alarm never waits for any of it.
+with one log line (see edge.observers.storage.DiskGuard); the alarm never waits for any of it.
 """
 
 from __future__ import annotations
@@ -18,9 +18,9 @@ from pathlib import Path
 import cv2
 import numpy as np
 
+from edge.observers.storage import DiskGuard, prune_files, write_atomic
+from edge.observers.worker import BackgroundWorker
 from edge.results import AlarmEvent, FaceResult, FrameResult
-from edge.storage import DiskGuard, prune_files, write_atomic
-from edge.worker import BackgroundWorker
 
 log = logging.getLogger(__name__)
 
