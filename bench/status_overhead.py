@@ -54,7 +54,7 @@ class NullAlarm:
 
 def scene_frames(n: int) -> list:
     """`n` demo frames in which a person is in view, rendered up front."""
-    from edge.demo import demo_frames
+    from edge.synth.demo import demo_frames
 
     demo = demo_frames()
     indices = [i for s in demo.segments if s.label for i in range(s.start, s.stop)]

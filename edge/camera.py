@@ -317,9 +317,8 @@ class FrameListSource:
 
 
 def _demo_frames() -> Sequence[np.ndarray]:
-    from edge.demo import (
-        demo_frames,
-    )  # scikit-image's bundled photo with drawn masks; imported only for --demo
+    # scikit-image's bundled photo with drawn masks; imported only for --demo
+    from edge.synth.demo import demo_frames
 
     return demo_frames()  # rendered frame by frame when indexed
 

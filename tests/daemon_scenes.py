@@ -15,7 +15,7 @@ from pathlib import Path
 import cv2
 import numpy as np
 
-from edge.demo_scene import approach, astronaut, entrance_background, place_face
+from edge.synth.scene import approach, astronaut, entrance_background, place_face
 
 REPO = Path(__file__).resolve().parent.parent
 COLOR_MODEL = REPO / "tests" / "data" / "color_classifier.tflite"

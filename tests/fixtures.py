@@ -1,7 +1,7 @@
 """Fixture frames for tests: a real face, masked on demand, in 640x480 entrance frames. Made at test time.
 
 Nothing here is stored in the repository: every image is built by code from scikit-image's bundled
-`astronaut.png` (a frontal face whose box and keypoints were measured once, see edge/demo_scene.py), with
+`astronaut.png` (a frontal face whose box and keypoints were measured once, see edge/synth/scene.py), with
 masks drawn by our synthesizer. All of it is deterministic and BGR uint8, like camera frames.
 
 Typical use in an end-to-end test:
@@ -12,7 +12,7 @@ Typical use in an end-to-end test:
     write_frames(clip.frames, tmp_path)            # for an image-folder source, if the test needs files
     assert clip.faces[clip.first_face].label == "without_mask"
 
-`placement` is None (no mask), "correct", or one of edge.mask_synth.PLACEMENTS_INCORRECT ("below_nose",
+`placement` is None (no mask), "correct", or one of edge.synth.masks.PLACEMENTS_INCORRECT ("below_nose",
 "mouth_only", "chin_out", "on_chin"); `label_for(placement)` gives the class the classifier should say.
 """
 
@@ -26,8 +26,9 @@ from pathlib import Path
 import cv2
 import numpy as np
 
-from edge.demo import BLUE_HUE, DEMO_MASK, GREEN_HUE
-from edge.demo_scene import (
+from edge.synth.demo import BLUE_HUE, DEMO_MASK, GREEN_HUE
+from edge.synth.masks import MaskStyle, label_for
+from edge.synth.scene import (
     FRAME_HEIGHT,
     FRAME_WIDTH,
     PlacedFace,
@@ -37,7 +38,6 @@ from edge.demo_scene import (
     entrance_background,
     place_face,
 )
-from edge.mask_synth import MaskStyle, label_for
 
 __all__ = [
     "FRAME_HEIGHT",

@@ -8,8 +8,8 @@ from itertools import pairwise
 import numpy as np
 import pytest
 
-from edge.demo import DEFAULT_FPS, DemoSequence, demo_frames
-from edge.demo_scene import entrance_background
+from edge.synth.demo import DEFAULT_FPS, DemoSequence, demo_frames
+from edge.synth.scene import entrance_background
 
 
 @pytest.fixture(scope="module")

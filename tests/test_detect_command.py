@@ -15,7 +15,7 @@ import numpy as np
 import pytest
 
 from edge.cli import main as cli_main
-from edge.demo_scene import astronaut, entrance_background, place_face
+from edge.synth.scene import astronaut, entrance_background, place_face
 from tests.daemon_scenes import CHANNELS, COLOR_MODEL, SHIPPED_MODEL
 
 FACE_PX, FACE_CENTRE = 140.0, (320.0, 220.0)

@@ -7,13 +7,14 @@ import zipfile
 
 import pytest
 
-from edge import demo_scene, fetch_demo_image
+from edge import fetch_demo_image
 from edge.fetch_demo_image import FILE_NAME, MEMBER, FetchError, extract_image, fetch
+from edge.synth import scene
 
 
 @pytest.fixture
 def photo_bytes() -> bytes:
-    path = demo_scene.sample_image_path()  # the installed scikit-image's copy (dev requirements)
+    path = scene.sample_image_path()  # the installed scikit-image's copy (dev requirements)
     return path.read_bytes()
 
 
@@ -54,8 +55,8 @@ def test_without_scikit_image_the_demo_uses_the_fetched_copy(tmp_path, monkeypat
         importlib.util, "find_spec", lambda name, *a: None if name == "skimage" else real_find_spec(name, *a)
     )
     monkeypatch.setenv("MASKWATCH_MODELS_DIR", str(tmp_path))
-    with pytest.raises(demo_scene.SampleImageMissingError, match="python -m edge.fetch_demo_image"):
-        demo_scene.sample_image_path()
+    with pytest.raises(scene.SampleImageMissingError, match="python -m edge.fetch_demo_image"):
+        scene.sample_image_path()
     fetch(wheel=fake_wheel(tmp_path / "sk.whl", {MEMBER: photo_bytes}))
-    assert demo_scene.sample_image_path() == tmp_path / "demo" / FILE_NAME
+    assert scene.sample_image_path() == tmp_path / "demo" / FILE_NAME
     assert fetch_demo_image.demo_image_dir() == tmp_path / "demo"

@@ -8,7 +8,7 @@ import cv2
 import numpy as np
 import pytest
 
-from edge.demo_scene import ASTRONAUT_BOX, ASTRONAUT_KEYPOINTS, approach, sample_image_path
+from edge.synth.scene import ASTRONAUT_BOX, ASTRONAUT_KEYPOINTS, approach, sample_image_path
 from tests.fixtures import (
     astronaut_face,
     empty_frames,

@@ -6,10 +6,9 @@ import cv2
 import numpy as np
 import pytest
 
-from edge.demo import DEMO_MASK
-from edge.demo_scene import ASTRONAUT_BOX, ASTRONAUT_KEYPOINTS, astronaut
-from edge.mask_geometry import CHIN_Y, MaskOutline, face_frame, keypoints_from_box
-from edge.mask_synth import (
+from edge.synth.demo import DEMO_MASK
+from edge.synth.geometry import CHIN_Y, MaskOutline, face_frame, keypoints_from_box
+from edge.synth.masks import (
     LABEL_INCORRECT,
     LABEL_WITH_MASK,
     LABEL_WITHOUT_MASK,
@@ -24,6 +23,7 @@ from edge.mask_synth import (
     random_style,
     render_mask,
 )
+from edge.synth.scene import ASTRONAUT_BOX, ASTRONAUT_KEYPOINTS, astronaut
 
 # What each placement must cover (True), leave bare (False); eyes are never covered.
 COVERS = {

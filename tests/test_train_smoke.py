@@ -1,7 +1,7 @@
 """A whole training run on a tiny dataset generated here: the pipeline runs and writes its folder.
 
 The dataset copies the shared data's layout (faces2 with groups.csv, VOC scenes, MaskedFace-Net style
-folders with faces.csv) from one skimage photo, with masks drawn by edge/mask_synth.py. Random weights,
+folders with faces.csv) from one skimage photo, with masks drawn by edge/synth/masks.py. Random weights,
 a 32 px input and one epoch per phase: this checks the plumbing, not accuracy.
 """
 
@@ -20,8 +20,8 @@ pytestmark = [pytest.mark.slow, pytest.mark.workstation]
 pytest.importorskip("keras")
 skimage_data = pytest.importorskip("skimage.data")
 
-from edge.mask_geometry import keypoints_from_box  # noqa: E402
-from edge.mask_synth import draw_mask  # noqa: E402
+from edge.synth.geometry import keypoints_from_box  # noqa: E402
+from edge.synth.masks import draw_mask  # noqa: E402
 from train.fit import FitConfig  # noqa: E402
 from train.run import RunOptions, train_model  # noqa: E402
 

@@ -37,7 +37,7 @@ class FaceRecord:
     image: str  # path relative to the data root
     box: tuple[float, float, float, float] | None = None  # None: the whole image is the face crop
     face_px: int = 0  # box height, or image height for whole-image crops (per-size metrics)
-    placement: str | None = None  # mask_synth placement when this face got a drawn mask
+    placement: str | None = None  # edge.synth.masks placement when this face got a drawn mask
     extra: dict = field(default_factory=dict)
 
     @property

@@ -69,9 +69,9 @@ def build_records(options: RunOptions) -> tuple[list[FaceRecord], dict]:
 
 def _synth_code_hash() -> str:
     try:
-        from edge import mask_geometry, mask_synth
+        from edge.synth import geometry, masks
 
-        text = Path(mask_synth.__file__).read_bytes() + Path(mask_geometry.__file__).read_bytes()
+        text = Path(masks.__file__).read_bytes() + Path(geometry.__file__).read_bytes()
         return hashlib.sha256(text).hexdigest()[:12]
     except ImportError:
         return "none"

@@ -1,4 +1,4 @@
-"""Masks we draw ourselves (edge/mask_synth.py) on unmasked faces: more worn-wrong faces, fewer shortcuts.
+"""Masks we draw ourselves (edge/synth/masks.py) on unmasked faces: more worn-wrong faces, fewer shortcuts.
 
 In faces2 the unmasked photos are mostly tight celebrity crops and the masked ones varied web photos, so
 a model can learn crop style instead of masks. Drawing a correct mask and a wrongly worn mask on the
@@ -29,10 +29,10 @@ CORRECT = "correct"
 MIN_SCORE = 0.5
 
 
-def _mask_synth():
-    from edge import mask_synth  # imported late: only needed when masks are drawn
+def _masks():
+    from edge.synth import masks  # imported late: only needed when masks are drawn
 
-    return mask_synth
+    return masks
 
 
 def incorrect_placements() -> dict[str, float]:
@@ -43,7 +43,7 @@ def incorrect_placements() -> dict[str, float]:
     subtlest case and borders on correct wear, so it is drawn rarely.
     """
     weights = {"below_nose": 0.5, "mouth_only": 0.2, "on_chin": 0.2, "chin_out": 0.1}
-    known = _mask_synth().PLACEMENTS_INCORRECT
+    known = _masks().PLACEMENTS_INCORRECT
     return {p: weights.get(p, 0.1) for p in known}
 
 
@@ -103,8 +103,8 @@ def load_image_with_mask(record: FaceRecord, data_root: Path, seed: int = 0) -> 
     image = load_source_image(record, data_root)
     if record.placement is None:
         return image
-    synth = _mask_synth()
+    masks = _masks()
     face = record.extra["mask_face"]
     rng = record_rng(record.key, seed)
-    style = synth.random_style(rng)
-    return synth.draw_mask(image, face["keypoints"], face["box"], record.placement, rng, style=style)
+    style = masks.random_style(rng)
+    return masks.draw_mask(image, face["keypoints"], face["box"], record.placement, rng, style=style)

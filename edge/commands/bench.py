@@ -94,7 +94,7 @@ def handle(args: argparse.Namespace) -> int:
 
 def bench_frame(faces: int):
     """A 640x480 BGR frame with 0, 1 or 6 unmasked faces of the demo's person."""
-    from edge.demo_scene import astronaut, entrance_background, place_face
+    from edge.synth.scene import astronaut, entrance_background, place_face
 
     frame = entrance_background()
     person = astronaut()

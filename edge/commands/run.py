@@ -89,7 +89,7 @@ def _demo(args: argparse.Namespace, clock=None) -> int:
     from gpiozero.pins.mock import MockFactory, MockPWMPin
 
     from edge.app import App
-    from edge.demo import demo_frames
+    from edge.synth.demo import demo_frames
 
     demo = demo_frames()
     print(f"demo: {len(demo)} frames at {demo.fps} fps, mock GPIO\n{demo.describe()}", flush=True)

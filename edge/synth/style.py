@@ -1,6 +1,6 @@
 """What a synthetic mask looks like: shapes, colours, prints and finish, and a random pick of them.
 
-Kept apart from the drawing (edge/mask_synth.py) so the mix of styles can be read and tuned in one place.
+Kept apart from the drawing (edge/synth/masks.py) so the mix of styles can be read and tuned in one place.
 Colours are RGB; the drawing writes them in the image's own colour order.
 """
 

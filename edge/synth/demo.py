@@ -3,7 +3,7 @@
 It shows what the daemon is for without a camera or any file of the user's: first a person wearing a
 mask correctly (no alarm), then one without a mask (the no-mask alarm), then one with the mask on the chin
 (the worn-wrong alarm), with the empty corridor between them. All three are scikit-image's astronaut
-(see edge/demo_scene.py) in blue, green and purple jackets, the second mirrored, with masks drawn by
+(see edge/synth/scene.py) in blue, green and purple jackets, the second mirrored, with masks drawn by
 our synthesizer.
 
 `demo_frames()` returns a `DemoSequence`: a read-only sequence of 640x480 BGR uint8 frames, built one at a
@@ -21,7 +21,8 @@ from typing import overload
 
 import numpy as np
 
-from edge.demo_scene import (
+from edge.synth.masks import MaskStyle
+from edge.synth.scene import (
     FRAME_HEIGHT,
     FRAME_WIDTH,
     PlacedFace,
@@ -32,7 +33,6 @@ from edge.demo_scene import (
     face_truth,
     place_face,
 )
-from edge.mask_synth import MaskStyle
 
 DEFAULT_FPS = 15
 BLUE_HUE, GREEN_HUE, PURPLE_HUE = 110, 60, 140  # jacket colours (OpenCV hue) that tell the three people apart

@@ -9,7 +9,7 @@ Use: `draw_mask(image, keypoints, box, placement, rng)` with BlazeFace's six key
 nose tip, mouth, right ear, left ear; pixels) and the face box. It returns a new image of the same shape
 and dtype. Colours are defined in RGB and written in `color_order` ("BGR" by default, the order OpenCV and
 the daemon use); pass "RGB" for images loaded by PIL or scikit-image, so a light-blue surgical mask stays
-light blue. Shapes, colours, patterns and wear are varied by `random_style(rng)` (edge/mask_style.py); a
+light blue. Shapes, colours, patterns and wear are varied by `random_style(rng)` (edge/synth/style.py); a
 given rng state always draws the same mask.
 """
 
@@ -21,9 +21,9 @@ from dataclasses import dataclass
 import cv2
 import numpy as np
 
-from edge.mask_geometry import FaceFrame, MaskOutline, face_frame
-from edge.mask_style import PATTERNS, RGB, SHAPES, MaskStyle, random_style
 from edge.model_metadata import LABELS
+from edge.synth.geometry import FaceFrame, MaskOutline, face_frame
+from edge.synth.style import PATTERNS, RGB, SHAPES, MaskStyle, random_style
 
 __all__ = [
     "PATTERNS",
@@ -60,7 +60,7 @@ def label_for(placement: str | None) -> str:
     raise ValueError(f"placement must be None or one of {PLACEMENTS}, got {placement!r}")
 
 
-# Each shape worn correctly, in face units below the eye line (see edge/mask_geometry.py).
+# Each shape worn correctly, in face units below the eye line (see edge/synth/geometry.py).
 _OUTLINES = {
     "surgical": MaskOutline(0.28, 0.17, 1.3, 1.88, 0.55, 2.0, 1.0),
     "cloth": MaskOutline(0.25, 0.30, 2.0, 1.92, 0.65, 1.5, 0.85),

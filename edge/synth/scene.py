@@ -24,7 +24,7 @@ import cv2
 import numpy as np
 
 from edge import fetch_demo_image
-from edge.mask_synth import MaskStyle, draw_mask, label_for
+from edge.synth.masks import MaskStyle, draw_mask, label_for
 
 FRAME_WIDTH, FRAME_HEIGHT = 640, 480
 Box = tuple[float, float, float, float]

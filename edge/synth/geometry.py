@@ -1,6 +1,6 @@
 """Where a synthetic mask goes on a face: a face-aligned frame from BlazeFace's six keypoints and mask outlines.
 
-Kept apart from the drawing (edge/mask_synth.py) because this part is pure geometry that tests can check
+Kept apart from the drawing (edge/synth/masks.py) because this part is pure geometry that tests can check
 with plain numbers. Every length is measured in *units*: the distance from the eye line down to the mouth
 keypoint, which stays meaningful under roll, yaw and any image size.
 
