@@ -35,9 +35,9 @@ setup-dev: $(VENV)/.dev detector
 demo: setup-edge
 	GPIOZERO_PIN_FACTORY=mock $(VENV)/bin/maskwatch run --demo
 
-test: setup-dev
+test: setup-dev lint
 	$(PY) -m pytest -q -ra
 
 lint: $(VENV)/.dev
-	$(VENV)/bin/ruff check .
-	$(VENV)/bin/ruff format --check .
+	$(VENV)/bin/ruff check --quiet .
+	$(VENV)/bin/ruff format --check --quiet .

@@ -61,10 +61,16 @@ class DetectorConfig:
     score_threshold: float = _opt(0.5, "minimum face score (the whole-frame passes)", lo=0.05, hi=0.99)
     fine_score_threshold: float = _opt(0.6, "minimum face score in the pyramid's fine pass", lo=0.05, hi=0.99)
     fine_size: int = _opt(
-        256, "long side of the pyramid's fine pass in px: larger finds smaller faces, costs more", lo=128, hi=640
+        256,
+        "long side of the pyramid's fine pass in px: larger finds smaller faces, costs more",
+        lo=128,
+        hi=640,
     )
     fine_every: int = _opt(
-        1, "run the fine pass on every Nth frame only: 2 nearly halves the cost, small faces are seen less often", lo=1, hi=10
+        1,
+        "run the fine pass on every Nth frame only: 2 nearly halves the cost, small faces are seen less often",
+        lo=1,
+        hi=10,
     )
     nms_iou: float = _opt(0.3, "IoU above which boxes are merged", lo=0.05, hi=0.95)
     threads: int = _opt(2, "TFLite threads for the detector", lo=1, hi=8)
@@ -85,12 +91,19 @@ class DecisionConfig:
     uncertain_band: float = _opt(
         0.15, "a frame whose top score is below 0.5 + this counts as no vote", lo=0.0, hi=0.49
     )
-    cooldown_s: float = _opt(30.0, "after an alarm, the same person does not alarm again for this long", lo=0.0, hi=3600.0)
+    cooldown_s: float = _opt(
+        30.0, "after an alarm, the same person does not alarm again for this long", lo=0.0, hi=3600.0
+    )
     track_iou: float = _opt(0.3, "IoU that links a face to an existing track", lo=0.05, hi=0.95)
     track_timeout_s: float = _opt(2.0, "a track not seen for this long is forgotten", lo=0.1, hi=60.0)
-    edge_margin_px: int = _opt(4, "faces this close to the frame edge are cut off and ignored; 0 = keep", lo=0, hi=200)
+    edge_margin_px: int = _opt(
+        4, "faces this close to the frame edge are cut off and ignored; 0 = keep", lo=0, hi=200
+    )
     roi: list[float] = _list_opt(
-        list, "optional region of interest [x1, y1, x2, y2] as fractions of the frame; [] = whole frame", lo=0.0, hi=1.0
+        list,
+        "optional region of interest [x1, y1, x2, y2] as fractions of the frame; [] = whole frame",
+        lo=0.0,
+        hi=1.0,
     )
 
 
@@ -109,14 +122,18 @@ class StatusConfig:
     port: int = _opt(0, "status page port; 0 = off", lo=0, hi=65535)
     host: str = _opt("127.0.0.1", "address the status page binds to")
     token: str = _opt("", "required for any non-loopback bind; sent as ?token= or a Bearer header")
-    preview_fps: float = _opt(5.0, "live view frame rate cap; encoded only while someone watches", lo=0.5, hi=30.0)
+    preview_fps: float = _opt(
+        5.0, "live view frame rate cap; encoded only while someone watches", lo=0.5, hi=30.0
+    )
     preview_quality: int = _opt(70, "live view JPEG quality", lo=10, hi=95)
     stale_s: float = _opt(5.0, "/healthz turns 503 when no frame came for this long", lo=0.5, hi=600.0)
 
 
 @dataclass(frozen=True)
 class EventsConfig:
-    state_dir: str = _opt("", "events, counts and snapshots; empty = $MASKWATCH_STATE_DIR or /var/lib/maskwatch")
+    state_dir: str = _opt(
+        "", "events, counts and snapshots; empty = $MASKWATCH_STATE_DIR or /var/lib/maskwatch"
+    )
     log_max_mb: float = _opt(10.0, "rotate the events log at this size", lo=0.1, hi=1000.0)
     log_keep: int = _opt(5, "rotated event logs kept", lo=1, hi=100)
     snapshots: bool = _opt(False, "save the best frame of each violation (privacy: off by default)")
@@ -135,7 +152,9 @@ class MqttConfig:
     topic_prefix: str = _opt("maskwatch", "topics start with this")
     discovery_prefix: str = _opt("homeassistant", "Home Assistant MQTT discovery prefix")
     node_id: str = _opt("", "device id in topics and Home Assistant; empty = this machine's host name")
-    violation_hold_s: float = _opt(5.0, "'violation now' stays on this long after the last violation seen", lo=0.0, hi=600.0)
+    violation_hold_s: float = _opt(
+        5.0, "'violation now' stays on this long after the last violation seen", lo=0.0, hi=600.0
+    )
 
 
 @dataclass(frozen=True)
@@ -234,13 +253,19 @@ def _check_cross_fields(section: Any, path: str) -> None:
         if section.roi:
             x1, y1, x2, y2 = (section.roi + [None] * 4)[:4] if len(section.roi) == 4 else (None,) * 4
             if x1 is None or not (x1 < x2 and y1 < y2):
-                raise ConfigError(f"{path}.roi: expected [x1, y1, x2, y2] with x1 < x2 and y1 < y2, got {section.roi}")
+                raise ConfigError(
+                    f"{path}.roi: expected [x1, y1, x2, y2] with x1 < x2 and y1 < y2, got {section.roi}"
+                )
     if isinstance(section, CameraConfig) and section.retry_initial_s > section.retry_max_s:
-        raise ConfigError(f"{path}.retry_initial_s: must not exceed camera.retry_max_s ({section.retry_max_s})")
+        raise ConfigError(
+            f"{path}.retry_initial_s: must not exceed camera.retry_max_s ({section.retry_max_s})"
+        )
     if isinstance(section, AlarmConfig):
         pins = [p for p in (section.led_pin, section.ok_led_pin, section.buzzer_pin) if p is not None]
         if len(pins) != len(set(pins)):
-            raise ConfigError(f"{path}: led_pin, ok_led_pin and buzzer_pin must be different pins, got {pins}")
+            raise ConfigError(
+                f"{path}: led_pin, ok_led_pin and buzzer_pin must be different pins, got {pins}"
+            )
 
 
 def parse_config(data: Any) -> Config:
@@ -282,5 +307,3 @@ def describe_defaults() -> list[tuple[str, Any, str]]:
             default = f.default if f.default is not dataclasses.MISSING else f.default_factory()
             rows.append((f"{section.name}.{f.name}", default, f.metadata.get("doc", "")))
     return rows
-
-

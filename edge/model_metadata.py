@@ -107,14 +107,20 @@ def validate_against(meta: ModelMetadata, input_detail: dict, output_detail: dic
         raise ModelMetadataError(f"model input is {in_shape}, metadata says (N, {size}, {size}, 3)")
     out_shape = tuple(int(v) for v in output_detail["shape"])
     if out_shape[-1] != len(meta.labels):
-        raise ModelMetadataError(f"model has {out_shape[-1]} outputs, metadata lists {len(meta.labels)} labels")
-    for name, detail, expected in (("input", input_detail, meta.input), ("output", output_detail, meta.output)):
+        raise ModelMetadataError(
+            f"model has {out_shape[-1]} outputs, metadata lists {len(meta.labels)} labels"
+        )
+    for name, detail, expected in (
+        ("input", input_detail, meta.input),
+        ("output", output_detail, meta.output),
+    ):
         dtype = detail["dtype"].__name__ if hasattr(detail["dtype"], "__name__") else str(detail["dtype"])
         if dtype != expected.dtype:
             raise ModelMetadataError(f"model {name} dtype is {dtype}, metadata says {expected.dtype}")
         scale, zero_point = detail.get("quantization", (0.0, 0))
         if expected.dtype != "float32" and (
-            abs(scale - expected.scale) > 1e-6 * max(1.0, abs(expected.scale)) or zero_point != expected.zero_point
+            abs(scale - expected.scale) > 1e-6 * max(1.0, abs(expected.scale))
+            or zero_point != expected.zero_point
         ):
             raise ModelMetadataError(
                 f"model {name} quantization is scale={scale}, zero_point={zero_point}; "

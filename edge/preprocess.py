@@ -38,7 +38,9 @@ class PreprocessSpec:
 _INTERPOLATIONS = {"area": cv2.INTER_AREA, "linear": cv2.INTER_LINEAR}
 
 
-def square_crop_box(box: Box, frame_width: int, frame_height: int, margin: float) -> tuple[int, int, int, int]:
+def square_crop_box(
+    box: Box, frame_width: int, frame_height: int, margin: float
+) -> tuple[int, int, int, int]:
     """Square box around `box`, grown by `margin`, moved (not cut) to stay inside the frame.
 
     Detector boxes are tight and vary in aspect; a square with context around it gives the classifier

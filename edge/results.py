@@ -20,7 +20,9 @@ class FaceResult:
     scores: dict[str, float]
     keypoints: tuple[tuple[float, float], ...] = ()
     track_id: int | None = None
-    decision: str = "pending"  # "pending" | "ok" | "violation" | "ignored" (too small, cut by the edge, outside the ROI)
+    decision: str = (
+        "pending"  # "pending" | "ok" | "violation" | "ignored" (too small, cut by the edge, outside the ROI)
+    )
 
 
 @dataclass(frozen=True)
@@ -29,7 +31,9 @@ class FrameResult:
     timestamp: float  # the injected clock's time for this frame
     frame: np.ndarray  # BGR uint8, the analysed frame; observers must not modify it
     faces: tuple[FaceResult, ...]
-    stage_ms: dict[str, float] = field(default_factory=dict)  # "capture", "detect", "classify", "decide", "total"
+    stage_ms: dict[str, float] = field(
+        default_factory=dict
+    )  # "capture", "detect", "classify", "decide", "total"
     fps: float = 0.0
     detection_skipped: bool = False  # motion gate saw a still scene
 
