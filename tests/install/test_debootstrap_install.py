@@ -156,7 +156,8 @@ def test_install_upgrade_demo_service_and_uninstall(root):
         reload = booted.systemctl("reload", "maskwatch")
         assert reload.returncode == 0, reload.stderr + booted.journal("maskwatch")[-3000:]
         booted.wait_until(lambda: "config reloaded" in booted.journal("maskwatch"), 60)
-        assert booted.systemctl("is-active", "maskwatch").stdout.strip() == "active"
+        # RELOADING=1 keeps the unit "reloading" until the daemon's READY=1 after its next frame.
+        booted.wait_until(lambda: booted.systemctl("is-active", "maskwatch").stdout.strip() == "active", 30)
 
         assert booted.systemctl("stop", "maskwatch").returncode == 0
         journal = booted.journal("maskwatch")
