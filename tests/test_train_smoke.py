@@ -133,3 +133,29 @@ def test_tiny_training_run_writes_its_folder(tmp_path):
     assert val["crops"].shape[1:] == (32, 32, 3) and val["crops"].dtype == np.uint8
     train_groups = {r["group"] for r in json.loads((out / "split_train.json").read_text())}
     assert not train_groups & {r["group"] for r in json.loads((out / "split_val.json").read_text())}
+
+
+def test_a_held_out_source_is_kept_out_of_training_and_scored_as_unseen(tmp_path):
+    data = tmp_path / "data"
+    keypoints = _write_dataset(data, np.random.default_rng(0))
+    (tmp_path / "keypoints.json").write_text(json.dumps(keypoints))
+    options = RunOptions(
+        data_root=data,
+        out_dir=tmp_path / "run",
+        weights_path=None,
+        keypoints_path=tmp_path / "keypoints.json",
+        fit=FitConfig(input_size=32, batch_size=8, head_epochs=1, finetune_epochs=1, finetune_from_block=15),
+        val_fraction=0.3,
+        cache_dir=tmp_path / "cache",
+        held_out_sources=("scenes",),
+    )
+    summary = train_model(options)
+    out = tmp_path / "run"
+    used = json.loads((out / "split_train.json").read_text()) + json.loads(
+        (out / "split_val.json").read_text()
+    )
+    assert not [r for r in used if r["source"] in ("scenes", "synth:scenes")]
+    assert any(r["source"] == "synth:faces2" for r in used)  # masks drawn on other sources stay
+    held = json.loads((out / "held_out" / "metrics.json").read_text())
+    assert held["all"]["n"] == summary["held_out"]["faces"] == 9  # every scene box, real faces only
+    assert set(held["by_source"]) == {"scenes"}

@@ -4,8 +4,10 @@ from __future__ import annotations
 
 import dataclasses
 
+import pytest
+
 from train.data import FaceRecord
-from train.splits import split_records
+from train.splits import hold_out, split_records
 
 
 def _records() -> list[FaceRecord]:
@@ -73,3 +75,18 @@ def test_val_fraction_is_roughly_kept_per_source():
         total = sum(r.source == source for r in records)
         share = sum(r.source == source for r in val) / total
         assert 0.15 <= share <= 0.35
+
+
+def test_holding_out_a_source_drops_the_masks_drawn_on_it_and_names_unknown_sources():
+    records = [
+        FaceRecord("a.jpg", "scenes", "without_mask", "g1", "a.jpg"),
+        FaceRecord("a.jpg@correct", "synth:scenes", "with_mask", "g1", "a.jpg", placement="correct"),
+        FaceRecord("b.jpg", "faces2", "without_mask", "g2", "b.jpg"),
+        FaceRecord("b.jpg@correct", "synth:faces2", "with_mask", "g2", "b.jpg", placement="correct"),
+    ]
+    kept, held = hold_out(records, ("scenes",))
+    assert [r.key for r in held] == ["a.jpg"]
+    assert [r.key for r in kept] == ["b.jpg", "b.jpg@correct"]
+    assert hold_out(records, ()) == (records, [])
+    with pytest.raises(ValueError, match="scenez"):
+        hold_out(records, ("scenez",))

@@ -46,6 +46,14 @@ def build_parser() -> argparse.ArgumentParser:
     )
     parser.add_argument("--random-init", action="store_true", help="no ImageNet weights (tests only)")
     parser.add_argument(
+        "--hold-out-source",
+        action="append",
+        default=[],
+        metavar="SOURCE",
+        help="keep this source (faces2, scenes, synthetic_masked) out of training and validation and score it "
+        "afterwards as an unseen source (its drawn masks are dropped); repeatable",
+    )
+    parser.add_argument(
         "--cache-dir", type=Path, default=Path("runs/cache"), help="where decoded crops are cached"
     )
     return parser
@@ -68,7 +76,7 @@ def options_from_args(args: argparse.Namespace) -> RunOptions:
     )  # fmt: skip
     return RunOptions(
         data_root=args.data, out_dir=args.out, weights_path=weights, keypoints_path=keypoints, fit=fit,
-        val_fraction=args.val_fraction, cache_dir=args.cache_dir, command=shlex.join(["python", "-m", "train", *sys.argv[1:]]),
+        val_fraction=args.val_fraction, cache_dir=args.cache_dir, held_out_sources=tuple(args.hold_out_source), command=shlex.join(["python", "-m", "train", *sys.argv[1:]]),
     )  # fmt: skip
 
 

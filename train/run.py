@@ -33,7 +33,7 @@ from train.fetch_weights import PACKAGE, WEIGHTS_SHA256, WHEEL_MEMBER
 from train.fit import FitConfig, fit_classifier
 from train.keypoints import load_keypoints
 from train.report import write_reports
-from train.splits import split_records
+from train.splits import hold_out, split_records
 
 log = logging.getLogger(__name__)
 
@@ -51,6 +51,9 @@ class RunOptions:
     val_fraction: float = 0.2
     cache_dir: Path = Path("runs/cache")
     command: str = ""
+    # Sources kept out of training and validation entirely (with the masks drawn on their faces) and
+    # scored afterwards as faces from another source: the closest we get to the unseen data we are judged on.
+    held_out_sources: tuple[str, ...] = ()
 
 
 def build_records(options: RunOptions) -> tuple[list[FaceRecord], dict]:
@@ -111,6 +114,7 @@ def train_model(options: RunOptions) -> dict:
     out.mkdir(parents=True, exist_ok=True)
     spec = PreprocessSpec(input_size=options.fit.input_size, crop_margin=options.crop_margin)
     records, notes = build_records(options)
+    records, held_records = hold_out(records, options.held_out_sources)
     train_records, val_records = split_records(records, options.val_fraction, options.fit.seed)
     train_groups, val_groups = {r.group for r in train_records}, {r.group for r in val_records}
     assert not train_groups & val_groups, "a split group is on both sides"
@@ -130,6 +134,14 @@ def train_model(options: RunOptions) -> dict:
     probabilities = model.predict(val_faces.contract.astype(np.float32), batch_size=128, verbose=0)
     np.save(out / "validation_probabilities.npy", probabilities)
     headline = write_reports(out, val_records, probabilities, history)
+    held_out = None
+    if held_records:
+        held_faces = cached_faces(held_records, options.data_root, spec, options.cache_dir, load, extra_key)
+        held_probabilities = model.predict(held_faces.contract.astype(np.float32), batch_size=128, verbose=0)
+        (out / "held_out").mkdir(exist_ok=True)
+        np.save(out / "held_out" / "probabilities.npy", held_probabilities)
+        held_out = write_reports(out / "held_out", held_records, held_probabilities, {})
+        log.info("held-out sources %s: %s", options.held_out_sources, json.dumps(held_out))
     _save_arrays(out / "validation.npz", val_faces)
     _save_arrays(
         out / "representative.npz", train_faces.subset(representative_indices(train_faces, options.fit.seed))
@@ -160,6 +172,11 @@ def train_model(options: RunOptions) -> dict:
             "faces2_recropped_to_face": (notes["cleaning"] or {}).get("recropped", []),
         },
         "headline": headline,
+        "held_out": {
+            "sources": list(options.held_out_sources),
+            "headline": held_out,
+            "faces": len(held_records),
+        },
         "history": history,
         "timings": timings,
         "machine": {"platform": platform.platform(), "python": sys.version.split()[0]},

@@ -56,3 +56,22 @@ def split_records(
     train = [r for r in records if r.group not in val_groups]
     val = [r for r in records if r.group in val_groups]
     return train, val
+
+
+def hold_out(
+    records: list[FaceRecord], sources: tuple[str, ...]
+) -> tuple[list[FaceRecord], list[FaceRecord]]:
+    """(kept, held out): a held-out source's real faces are held out, masks drawn on them are dropped.
+
+    Drawn masks on held-out faces are not scored: the question a held-out source answers is how the
+    model does on real faces it has never seen, and a drawn face shares its photo with a real one.
+    """
+    unknown = set(sources) - {r.source for r in records}
+    if unknown:
+        raise ValueError(
+            f"held-out source(s) {sorted(unknown)} not in the data (sources: {sorted({r.source for r in records})})"
+        )
+    drawn = {f"synth:{s}" for s in sources}
+    kept = [r for r in records if r.source not in sources and r.source not in drawn]
+    held = [r for r in records if r.source in sources]
+    return kept, held
