@@ -8,6 +8,7 @@ a 32 px input and one epoch per phase: this checks the plumbing, not accuracy.
 from __future__ import annotations
 
 import csv
+import dataclasses
 import json
 from pathlib import Path
 
@@ -159,3 +160,24 @@ def test_a_held_out_source_is_kept_out_of_training_and_scored_as_unseen(tmp_path
     held = json.loads((out / "held_out" / "metrics.json").read_text())
     assert held["all"]["n"] == summary["held_out"]["faces"] == 9  # every scene box, real faces only
     assert set(held["by_source"]) == {"scenes"}
+
+
+def test_the_drawn_mask_ablation_still_cleans_faces2_but_draws_nothing(tmp_path):
+    from train.run import build_records
+
+    data = tmp_path / "data"
+    keypoints = _write_dataset(data, np.random.default_rng(0))
+    (tmp_path / "keypoints.json").write_text(json.dumps(keypoints))
+    options = RunOptions(
+        data_root=data,
+        out_dir=tmp_path / "run",
+        weights_path=None,
+        keypoints_path=tmp_path / "keypoints.json",
+    )
+    with_drawn, notes = build_records(options)
+    without_drawn, ablation_notes = build_records(dataclasses.replace(options, draw_masks=False))
+    assert notes["synthesized"] > 0 and any(r.source.startswith("synth:") for r in with_drawn)
+    assert ablation_notes["synthesized"] == 0 and not any(
+        r.source.startswith("synth:") for r in without_drawn
+    )
+    assert ablation_notes["cleaning"] is not None

@@ -42,6 +42,9 @@ def build_parser() -> argparse.ArgumentParser:
     )
     parser.add_argument("--no-synth", action="store_true", help="no faces2 cleaning and no drawn masks")
     parser.add_argument(
+        "--no-drawn-masks", action="store_true", help="clean faces2 as usual but draw no masks (the ablation)"
+    )
+    parser.add_argument(
         "--weights", type=Path, default=None, help=f"ImageNet h5 (default: what {FETCH_COMMAND} put in place)"
     )
     parser.add_argument("--random-init", action="store_true", help="no ImageNet weights (tests only)")
@@ -76,7 +79,7 @@ def options_from_args(args: argparse.Namespace) -> RunOptions:
     )  # fmt: skip
     return RunOptions(
         data_root=args.data, out_dir=args.out, weights_path=weights, keypoints_path=keypoints, fit=fit,
-        val_fraction=args.val_fraction, cache_dir=args.cache_dir, held_out_sources=tuple(args.hold_out_source), command=shlex.join(["python", "-m", "train", *sys.argv[1:]]),
+        val_fraction=args.val_fraction, cache_dir=args.cache_dir, held_out_sources=tuple(args.hold_out_source), draw_masks=not args.no_drawn_masks, command=shlex.join(["python", "-m", "train", *sys.argv[1:]]),
     )  # fmt: skip
 
 

@@ -54,6 +54,7 @@ class RunOptions:
     # Sources kept out of training and validation entirely (with the masks drawn on their faces) and
     # scored afterwards as faces from another source: the closest we get to the unseen data we are judged on.
     held_out_sources: tuple[str, ...] = ()
+    draw_masks: bool = True  # False: faces2 is still cleaned, but no masks are drawn (the ablation)
 
 
 def build_records(options: RunOptions) -> tuple[list[FaceRecord], dict]:
@@ -64,7 +65,7 @@ def build_records(options: RunOptions) -> tuple[list[FaceRecord], dict]:
         keypoints = load_keypoints(options.keypoints_path)
         records, cleaning = clean_faces2(records, keypoints)
         notes["cleaning"] = cleaning
-        made = synth.synth_records(records, keypoints, options.fit.seed)
+        made = synth.synth_records(records, keypoints, options.fit.seed) if options.draw_masks else []
         notes["synthesized"] = len(made)
         records = records + made
     return records, notes
