@@ -27,6 +27,7 @@ FRAME_W, FRAME_H = 640, 480
 CLOSEUP_LIST = Path(__file__).with_name("closeup_faces.csv")
 # face heights to paste at, one placement per range for every face (the first only for every second face)
 PASTE_RANGES = ((32, 63), (64, 127), (128, 255), (256, 400))
+SCENE_SPLIT_SEED = 0
 SKIMAGE_BACKGROUNDS = (
     "coffee",
     "chelsea",
@@ -79,8 +80,25 @@ def _skimage_backgrounds() -> list[np.ndarray]:
     return images
 
 
-def _scene_background(scene: Scene, rng: random.Random) -> np.ndarray | None:
-    """A 4:3 region of a scene that overlaps no face box grown by half its size, or None."""
+def split_scenes(names: list[str], seed: int = SCENE_SPLIT_SEED) -> dict[str, str]:
+    """Each scene image name to "train" or "eval": a seeded half each, by image.
+
+    The face verifier (train/verifier.py) learns from the "train" half only, so detector numbers with
+    the verifier on are honest on the "eval" half (`python -m bench.detector_eval --scenes eval`).
+    """
+    names = sorted(names)
+    random.Random(seed).shuffle(names)
+    half = len(names) // 2
+    return {name: ("train" if i < half else "eval") for i, name in enumerate(names)}
+
+
+def _scene_background(
+    scene: Scene, rng: random.Random, regions: dict[str, tuple[int, int, int, int]] | None = None
+) -> np.ndarray | None:
+    """A 4:3 region of a scene that overlaps no face box grown by half its size, or None.
+
+    `regions`, when given, records the region taken (image name to x1, y1, x2, y2).
+    """
     width, height = scene.width, scene.height
     grown = []
     for face in scene.faces:
@@ -94,21 +112,31 @@ def _scene_background(scene: Scene, rng: random.Random) -> np.ndarray | None:
             continue
         x, y = rng.uniform(0, width - crop_w), rng.uniform(0, height - crop_h)
         if all(x + crop_w <= a or b <= x or y + crop_h <= c or d <= y for a, c, b, d in grown):
+            if regions is not None:
+                regions[scene.image.name] = (int(x), int(y), int(x + crop_w), int(y + crop_h))
             return load_image_bgr(scene.image)[int(y) : int(y + crop_h), int(x) : int(x + crop_w)]
     return None
 
 
-def backgrounds(data_root: Path, count: int, rng: random.Random) -> list[np.ndarray]:
-    """`count` face-free 640x480 backgrounds: skimage photos (random crops) and scene regions."""
+def backgrounds(
+    data_root: Path, count: int, rng: random.Random, regions: dict | None = None
+) -> list[np.ndarray]:
+    """`count` face-free 640x480 backgrounds: skimage photos (random crops) and scene regions.
+
+    `regions`, when given, records the scene regions used (image name to x1, y1, x2, y2).
+    """
     pool = _skimage_backgrounds()
     scenes = read_voc_scenes(Path(data_root) / "scenes")
     rng.shuffle(scenes)
     for scene in scenes:
         if len(pool) >= count // 2 + len(SKIMAGE_BACKGROUNDS):
             break
-        region = _scene_background(scene, rng)
+        taken: dict[str, tuple[int, int, int, int]] = {}
+        region = _scene_background(scene, rng, taken)
         if region is not None and region.shape[1] >= 120:
             pool.append(region)
+            if regions is not None:
+                regions.update(taken)
     result = []
     for i in range(count):
         source = pool[i % len(pool)]
@@ -164,11 +192,15 @@ def _paste_size(face: CloseupFace, crop_w: int, crop_h: int, face_height: float)
     return max(4, int(round(crop_w * scale))), max(4, int(round(crop_h * scale)))
 
 
-def closeup_frames(data_root: Path, seed: int = 0, empty_frames: int = 40) -> list[EvalFrame]:
+def closeup_frames(
+    data_root: Path, seed: int = 0, empty_frames: int = 40, regions: dict | None = None
+) -> list[EvalFrame]:
     """Curated faces2 crops pasted into 640x480 backgrounds, up to 3 per frame, plus empty frames.
 
     The ground-truth box of a pasted face is its checked box scaled and moved with the crop (clipped
-    to the pasted crop), so detections are scored at IoU 0.5 as in the scenes.
+    to the pasted crop), so detections are scored at IoU 0.5 as in the scenes. `regions`, when given,
+    records the scene regions used as backgrounds (image name to x1, y1, x2, y2), which the face
+    verifier must not learn from.
     """
     rng = random.Random(seed)
     data_root = Path(data_root)
@@ -192,7 +224,7 @@ def closeup_frames(data_root: Path, seed: int = 0, empty_frames: int = 40) -> li
         if not layout:
             raise AssertionError(f"cannot place {pending[0]}")  # a single crop always fits
         layouts.append(layout)
-    canvases = backgrounds(data_root, len(layouts) + empty_frames, rng)
+    canvases = backgrounds(data_root, len(layouts) + empty_frames, rng, regions)
     frames = []
     for index, layout in enumerate(layouts):
         canvas, boxes = canvases[index].copy(), []

@@ -72,6 +72,14 @@ class DetectorConfig:
         lo=1,
         hi=10,
     )
+    verifier: bool = _opt(
+        True,
+        "check candidates scoring between verifier_floor and the pass threshold with the face verifier "
+        "(models/face_verifier.tflite) and keep those it calls faces: masked faces score low",
+    )
+    verifier_floor: float = _opt(
+        0.3, "lowest detector score a candidate may have to be checked by the face verifier", lo=0.05, hi=0.99
+    )
     nms_iou: float = _opt(0.3, "IoU above which boxes are merged", lo=0.05, hi=0.95)
     threads: int = _opt(2, "TFLite threads for the detector", lo=1, hi=8)
 

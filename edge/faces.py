@@ -16,6 +16,7 @@ The models are extracted once by `python -m edge.fetch_detector`; nothing is dow
 
 from __future__ import annotations
 
+import dataclasses
 import logging
 from dataclasses import dataclass
 from pathlib import Path
@@ -29,6 +30,7 @@ from edge.config import DetectorConfig
 from edge.fetch_detector import FETCH_COMMAND
 from edge.paths import detector_dir
 from edge.runtime import load_interpreter
+from edge.verifier import FaceVerifier
 
 log = logging.getLogger(__name__)
 
@@ -41,6 +43,7 @@ COARSE_SIZE = 128  # short-range's own input size: the pass for large faces
 COARSE_MIN_FACE_PX = 32  # the coarse pass answers for faces at least this tall in its input (a quarter)
 FINE_WARY_BELOW_PX = 40  # fine-pass faces shorter than this in its input need a higher score ...
 FINE_WARY_MARGIN = 0.1  # ... by this much (docs/detector.md: the fine pass's false positives are small)
+VERIFY_INSIDE = 0.5  # an unsure candidate with this share of its area inside a kept face is a part of it
 MAX_INPUT_SHAPES = 4  # interpreters kept per model, one per input shape (frame aspect) seen
 
 
@@ -74,6 +77,12 @@ class DetectionPass:
     wary_below_px: float = 0.0  # boxes shorter than this in the input need `wary_threshold`
     wary_threshold: float = 1.0
     every: int = 1  # runs on every Nth call of `detect` only
+    floor: float | None = None  # with the face verifier: candidates down to this are kept, unsure
+
+    @property
+    def search_threshold(self) -> float:
+        """The score the model run keeps candidates from: the floor when the verifier wants more."""
+        return self.threshold if self.floor is None else min(self.floor, self.threshold)
 
 
 def detection_passes(config: DetectorConfig) -> tuple[DetectionPass, ...]:
@@ -108,6 +117,7 @@ class Candidates:
     boxes: np.ndarray
     keypoints: np.ndarray
     scores: np.ndarray
+    unsure: np.ndarray | None = None  # (N,) bool: below its pass's rules, for the face verifier; None: none
 
     @classmethod
     def empty(cls) -> Candidates:
@@ -116,11 +126,20 @@ class Candidates:
     @classmethod
     def concat(cls, parts: list[Candidates]) -> Candidates:
         parts = [p for p in parts if len(p.scores)] or [cls.empty()]
+        unsure = None
+        if any(p.unsure is not None for p in parts):
+            unsure = np.concatenate(
+                [np.zeros(len(p.scores), bool) if p.unsure is None else p.unsure for p in parts]
+            )
         return cls(
             np.concatenate([p.boxes for p in parts]),
             np.concatenate([p.keypoints for p in parts]),
             np.concatenate([p.scores for p in parts]),
+            unsure,
         )
+
+    def subset(self, mask: np.ndarray) -> Candidates:
+        return Candidates(self.boxes[mask], self.keypoints[mask], self.scores[mask])
 
 
 class _Runner:
@@ -195,14 +214,16 @@ class BlazeFaceModel:
         width, height = self.input_shape(frame.shape[1], frame.shape[0], p.long_side)
         fitted, box = blazeface.letterbox(frame, width, height)
         rgb = cv2.cvtColor(fitted, cv2.COLOR_BGR2RGB) if frame_order == "BGR" else fitted
-        boxes, keypoints, scores = self._runner(width, height).run(rgb, p.threshold)
+        boxes, keypoints, scores = self._runner(width, height).run(rgb, p.search_threshold)
         face_px = boxes[:, 3] - boxes[:, 1]
-        keep = (face_px >= p.min_face_px) & ((face_px >= p.wary_below_px) | (scores >= p.wary_threshold))
+        sure = ((face_px >= p.wary_below_px) | (scores >= p.wary_threshold)) & (scores >= p.threshold)
+        keep = (face_px >= p.min_face_px) & (sure | (p.floor is not None))  # unsure: for the verifier
         if not keep.any():
             return Candidates.empty()
         boxes, keypoints, scores = boxes[keep], keypoints[keep], scores[keep]
+        unsure = None if p.floor is None else ~sure[keep]
         return Candidates(
-            box.to_frame(boxes.reshape(-1, 2, 2)).reshape(-1, 4), box.to_frame(keypoints), scores
+            box.to_frame(boxes.reshape(-1, 2, 2)).reshape(-1, 4), box.to_frame(keypoints), scores, unsure
         )
 
 
@@ -217,6 +238,10 @@ class FaceDetector:
             name: BlazeFaceModel(folder / MODEL_FILES[name], ANCHOR_SPECS[name], self.config.threads)
             for name in dict.fromkeys(p.model for p in self.passes)
         }
+        self.verifier = FaceVerifier() if self.config.verifier else None  # missing model: a clear error
+        if self.verifier is not None:
+            floor = self.config.verifier_floor
+            self.passes = tuple(dataclasses.replace(p, floor=min(floor, p.threshold)) for p in self.passes)
         self._calls = 0  # detect() calls so far: passes with `every` > 1 skip the others
 
     def candidates(self, frame: np.ndarray, frame_order: str = "BGR", call: int = 0) -> Candidates:
@@ -239,11 +264,15 @@ class FaceDetector:
             raise ValueError(f"frame must be HxWx3 uint8, got shape {frame.shape} dtype {frame.dtype}")
         if frame_order not in ("BGR", "RGB"):
             raise ValueError(f"frame_order must be 'BGR' or 'RGB', got {frame_order!r}")
-        pooled = self.candidates(frame, frame_order, self._calls)
+        (pooled,), unsure = _set_aside_unsure([self.candidates(frame, frame_order, self._calls)])
         self._calls += 1
         boxes, keypoints, scores = blazeface.weighted_nms(
             pooled.boxes, pooled.keypoints, pooled.scores, self.config.nms_iou
         )
+        if self.verifier is not None:
+            boxes, keypoints, scores = self._add_verified(
+                frame, frame_order, boxes, keypoints, scores, unsure
+            )
         height, width = frame.shape[:2]
         boxes = np.clip(boxes, 0, [width, height, width, height])
         return [
@@ -254,3 +283,54 @@ class FaceDetector:
             )
             for b, k, s in zip(boxes, keypoints, scores, strict=True)
         ]
+
+    # --- the face verifier (docs/detector.md): a second opinion on candidates below the pass rules ---
+
+    def _add_verified(self, frame, frame_order, boxes, keypoints, scores, unsure: Candidates):
+        """The sure faces plus the unsure ones the verifier calls faces, best score first.
+
+        Unsure candidates are merged by the same weighted NMS. One that overlaps a face already kept
+        (IoU above nms_iou) is that face, and one lying mostly inside it is a part of it (the eyes and
+        mask of a face found whole at another scale): both are dropped unchecked. The verifier sees the
+        rest, a few per frame at most, best score first.
+        """
+        u_boxes, u_keypoints, u_scores = blazeface.weighted_nms(
+            unsure.boxes, unsure.keypoints, unsure.scores, self.config.nms_iou
+        )
+        height, width = frame.shape[:2]
+        u_boxes = np.clip(u_boxes, 0, [width, height, width, height])
+        new = [i for i, b in enumerate(u_boxes) if not _covered(b, boxes, self.config.nms_iou)]
+        if not new:
+            return boxes, keypoints, scores
+        face = self.verifier.is_face(frame, u_boxes[new], frame_order)
+        for i in (i for i, is_face in zip(new, face, strict=True) if is_face):
+            if not _covered(u_boxes[i], boxes, self.config.nms_iou):
+                boxes = np.concatenate([boxes, u_boxes[i : i + 1]])
+                keypoints = np.concatenate([keypoints, u_keypoints[i : i + 1]])
+                scores = np.concatenate([scores, u_scores[i : i + 1]])
+        order = np.argsort(-scores, kind="stable")
+        return boxes[order], keypoints[order], scores[order]
+
+
+def _covered(box: np.ndarray, faces: np.ndarray, iou: float) -> bool:
+    """Whether `box` is one of `faces` (IoU above `iou`) or mostly (VERIFY_INSIDE) inside one."""
+    if not len(faces):
+        return False
+    if (blazeface.iou_one_to_many(box, faces) > iou).any():
+        return True
+    w = np.clip(np.minimum(box[2], faces[:, 2]) - np.maximum(box[0], faces[:, 0]), 0, None)
+    h = np.clip(np.minimum(box[3], faces[:, 3]) - np.maximum(box[1], faces[:, 1]), 0, None)
+    area = max(float((box[2] - box[0]) * (box[3] - box[1])), 1e-6)
+    return bool((w * h / area >= VERIFY_INSIDE).any())
+
+
+def _set_aside_unsure(by_pass: list[Candidates]) -> tuple[list[Candidates], Candidates]:
+    """Each pass's sure candidates, and all the unsure ones pooled (empty without the verifier)."""
+    sure, unsure = [], []
+    for candidates in by_pass:
+        if candidates.unsure is None:
+            sure.append(candidates)
+        else:
+            sure.append(candidates.subset(~candidates.unsure))
+            unsure.append(candidates.subset(candidates.unsure))
+    return sure, Candidates.concat(unsure)

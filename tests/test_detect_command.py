@@ -139,10 +139,12 @@ def test_a_missing_classifier_names_the_file(capsys, photos, tmp_path):
 
 
 def test_the_config_detector_settings_are_used(capsys, photos, tmp_path):
-    """An impossible score threshold in the config leaves no face: the command uses the run's settings."""
+    """An impossible score threshold in the config leaves no face: the command uses the run's settings.
+    (The face verifier would take back a face scoring between verifier_floor and the threshold.)"""
     config = tmp_path / "config.yaml"
     config.write_text(
-        f"detector:\n  score_threshold: 0.99\n  fine_score_threshold: 0.99\nclassifier:\n  model: {COLOR_MODEL}\n"
+        "detector:\n  score_threshold: 0.99\n  fine_score_threshold: 0.99\n  verifier: false\n"
+        f"classifier:\n  model: {COLOR_MODEL}\n"
     )
     status, (line,) = run_json(capsys, "--config", str(config), str(photos[0] / "a_mask.png"))
     assert status == 0 and line["faces"] == []

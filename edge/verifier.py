@@ -1,0 +1,163 @@
+"""The face verifier: a second opinion on the detector's uncertain candidates.
+
+BlazeFace scores masked faces 0.4-0.65, where its false positives also score (docs/detector.md), so no
+threshold separates them. The verifier is a small int8 CNN trained on our own face and not-face crops
+(`python -m train.verifier`); FaceDetector runs it only on candidates scoring between
+`detector.verifier_floor` and the pass's own threshold, a few per frame, and keeps those it calls faces.
+Its crop is edge.preprocess.crop_face with the spec in its sidecar (`models/face_verifier.json`), which
+also holds the decision threshold and the model's SHA-256; both are checked when it loads.
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+from dataclasses import asdict, dataclass, field
+from pathlib import Path
+
+import numpy as np
+
+from edge.model_metadata import ModelMetadataError, QuantParams, file_sha256, sidecar_path, validate_against
+from edge.paths import models_dir
+from edge.preprocess import Box, PreprocessSpec, crop_face
+from edge.runtime import dequantize, load_interpreter, quant_params
+
+log = logging.getLogger(__name__)
+
+LABELS = ("not_face", "face")
+FORMAT = "maskwatch-face-verifier"
+FORMAT_VERSION = 1
+VERIFIER_COMMAND = "python -m train.verifier"
+
+
+class VerifierModelMissingError(FileNotFoundError):
+    """The verifier .tflite is not there; the message names the command that makes it."""
+
+
+def verifier_model_path() -> Path:
+    return models_dir() / "face_verifier.tflite"
+
+
+@dataclass
+class VerifierMetadata:
+    """The sidecar: how crops are made, where the decision lies, and which model file it describes."""
+
+    preprocess: PreprocessSpec
+    threshold: float  # face probability at or above which a candidate is a face
+    input: QuantParams
+    output: QuantParams
+    labels: list[str] = field(default_factory=lambda: list(LABELS))
+    model_sha256: str = ""
+    training: dict = field(default_factory=dict)
+    format: str = FORMAT
+    format_version: int = FORMAT_VERSION
+
+    def to_json(self) -> str:
+        data = asdict(self)
+        data["preprocess"] = self.preprocess.to_dict()
+        return json.dumps(data, indent=2, sort_keys=True) + "\n"
+
+    @classmethod
+    def from_dict(cls, data: dict, source: str = "verifier metadata") -> VerifierMetadata:
+        if not isinstance(data, dict) or data.get("format") != FORMAT:
+            raise ModelMetadataError(f"{source}: not a face verifier sidecar (format is not {FORMAT!r})")
+        if data.get("format_version") != FORMAT_VERSION:
+            raise ModelMetadataError(
+                f"{source}: format_version {data.get('format_version')!r} is not {FORMAT_VERSION}"
+            )
+        try:
+            meta = cls(
+                preprocess=PreprocessSpec.from_dict(data["preprocess"]),
+                threshold=float(data["threshold"]),
+                input=QuantParams(**data["input"]),
+                output=QuantParams(**data["output"]),
+                labels=list(data["labels"]),
+                model_sha256=str(data.get("model_sha256", "")),
+                training=dict(data.get("training", {})),
+            )
+        except (KeyError, TypeError, ValueError) as exc:
+            raise ModelMetadataError(f"{source}: malformed verifier metadata ({exc})") from exc
+        if tuple(meta.labels) != LABELS:
+            raise ModelMetadataError(f"{source}: labels {meta.labels} are not {list(LABELS)}")
+        if not 0.0 < meta.threshold < 1.0:
+            raise ModelMetadataError(f"{source}: threshold {meta.threshold} is not between 0 and 1")
+        return meta
+
+
+def load_verifier_metadata(model_path: Path) -> VerifierMetadata:
+    """The sidecar beside `model_path`, checked to describe this exact file."""
+    model_path = Path(model_path)
+    path = sidecar_path(model_path)
+    if not path.is_file():
+        raise ModelMetadataError(
+            f"verifier metadata {path} is missing: it must sit beside {model_path.name} "
+            f"(`{VERIFIER_COMMAND}` writes both)"
+        )
+    try:
+        data = json.loads(path.read_text())
+    except json.JSONDecodeError as exc:
+        raise ModelMetadataError(f"{path}: not valid JSON ({exc})") from exc
+    meta = VerifierMetadata.from_dict(data, source=str(path))
+    if meta.model_sha256 != file_sha256(model_path):
+        raise ModelMetadataError(
+            f"{path} describes another model file (sha256 differs from {model_path.name}); "
+            f"restore the matching pair or re-run `{VERIFIER_COMMAND}`"
+        )
+    return meta
+
+
+def save_verifier_metadata(meta: VerifierMetadata, model_path: Path) -> Path:
+    meta.model_sha256 = file_sha256(model_path)
+    path = sidecar_path(model_path)
+    path.write_text(meta.to_json())
+    return path
+
+
+class FaceVerifier:
+    """Face probability of boxes in a frame, from the int8 verifier; `is_face` applies its threshold."""
+
+    def __init__(self, model_path: Path | None = None, threads: int = 1):
+        self.model_path = Path(model_path) if model_path is not None else verifier_model_path()
+        if not self.model_path.is_file():
+            raise VerifierModelMissingError(
+                f"face verifier model {self.model_path} is missing: restore it from the repository or "
+                f"build it with `{VERIFIER_COMMAND}` (or set detector.verifier: false)"
+            )
+        self.metadata = load_verifier_metadata(self.model_path)
+        self.interpreter = load_interpreter(self.model_path, threads)
+        (inp,), (out,) = self.interpreter.get_input_details(), self.interpreter.get_output_details()
+        try:
+            validate_against(self.metadata, inp, out)
+        except ModelMetadataError as exc:
+            raise ModelMetadataError(f"{self.model_path}: {exc}") from exc
+        self._input, self._output = inp["index"], out["index"]
+        self._out_params = quant_params(out)
+
+    @property
+    def threshold(self) -> float:
+        return self.metadata.threshold
+
+    def score_crops(self, crops: np.ndarray) -> np.ndarray:
+        """Face probability (N,) of crops (N, S, S, 3) uint8 made by `crop_face` with this spec."""
+        scores = np.zeros(len(crops), np.float32)
+        for i, crop in enumerate(crops):
+            self.interpreter.set_tensor(self._input, crop[None])
+            self.interpreter.invoke()
+            probabilities = dequantize(self.interpreter.get_tensor(self._output)[0], self._out_params)
+            scores[i] = probabilities[1]
+        return scores
+
+    def face_scores(self, frame: np.ndarray, boxes, frame_order: str = "BGR") -> np.ndarray:
+        """Face probability of each box (x1, y1, x2, y2 frame pixels) of an HxWx3 uint8 frame."""
+        spec = self.metadata.preprocess
+        boxes = np.asarray(boxes, np.float32).reshape(-1, 4)
+        crops = np.array([crop_face(frame, _box(b), spec, frame_order) for b in boxes], np.uint8)
+        return self.score_crops(crops.reshape(-1, spec.input_size, spec.input_size, 3))
+
+    def is_face(self, frame: np.ndarray, boxes, frame_order: str = "BGR") -> np.ndarray:
+        return self.face_scores(frame, boxes, frame_order) >= self.threshold
+
+
+def _box(values: np.ndarray) -> Box:
+    x1, y1, x2, y2 = (float(v) for v in values)
+    return x1, y1, x2, y2

@@ -1,0 +1,77 @@
+"""Training the face verifier: how candidates are labelled, the scene split, and a whole tiny run.
+
+The run trains for one epoch on crops generated here (the astronaut with and without drawn masks, and
+background patches), converts to int8 and writes the sidecar: it checks the plumbing, not accuracy.
+"""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+import skimage.data
+
+from bench.detector_data import split_scenes
+from edge.preprocess import crop_face
+from train.verifier_data import CropSet, _label_candidates
+
+FACE = (100.0, 100.0, 200.0, 200.0)
+
+
+def test_candidates_are_labelled_by_overlap_with_the_faces():
+    boxes = [
+        (102, 98, 204, 196),  # the face
+        (400, 400, 480, 480),  # far from it
+        (110, 110, 160, 160),  # its upper left quarter: a part
+        (60, 60, 190, 190),  # overlapping, neither: left out
+    ]
+    assert _label_candidates(boxes, [FACE]).tolist() == [1, 0, 2, -1]
+    assert _label_candidates(boxes, []).tolist() == [0, 0, 0, 0]
+    assert _label_candidates([], [FACE]).tolist() == []
+
+
+def test_the_scene_split_is_seeded_by_image_and_halves_the_set():
+    names = [f"scene{i}.jpg" for i in range(11)]
+    split = split_scenes(names)
+    assert split == split_scenes(list(reversed(names)))
+    assert sorted(split) == sorted(names)
+    assert list(split.values()).count("train") == 5
+    assert split != split_scenes(names, seed=1)
+
+
+@pytest.mark.slow
+@pytest.mark.workstation
+def test_a_tiny_training_run_writes_a_model_the_edge_loads(tmp_path):
+    pytest.importorskip("keras")
+    from edge.verifier import FaceVerifier
+    from tests.fixtures import entrance_frame
+    from train.verifier import SPEC, export, fit, split
+
+    rng = np.random.default_rng(0)
+    crops, labels = [], []
+    for i, placement in enumerate([None, "correct", "on_chin"] * 6):
+        frame, face = entrance_frame(placement, face_px=float(rng.uniform(80, 160)), seed=i)
+        crops.append(crop_face(frame, face.box, SPEC))
+        labels.append(1)
+    coffee = np.ascontiguousarray(skimage.data.coffee()[:, :, ::-1])
+    for _ in range(18):
+        x, y, side = rng.uniform(0, 300), rng.uniform(0, 200), rng.uniform(40, 150)
+        crops.append(crop_face(coffee, (x, y, x + side, y + side), SPEC))
+        labels.append(0)
+    n = len(crops)
+    data = CropSet(
+        np.array(crops, np.uint8),
+        np.array(labels, np.int64),
+        ["composed"] * n,
+        [f"g{i % 9}" for i in range(n)],
+        np.full(n, 0.4, np.float32),
+        np.full(n, 100.0, np.float32),
+    )
+    val = split(data.groups, fraction=0.3)
+    model = fit(data, val, epochs=1, batch_size=16)
+    out = tmp_path / "face_verifier.tflite"
+    meta = export(model, data, val, out, {"note": "tiny"})
+    verifier = FaceVerifier(out)
+    assert verifier.metadata.threshold == meta.threshold
+    assert verifier.metadata.training["note"] == "tiny"
+    scores = verifier.score_crops(data.crops[:4])
+    assert scores.shape == (4,) and ((scores >= 0) & (scores <= 1)).all()
