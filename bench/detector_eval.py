@@ -1,11 +1,15 @@
 """Face detector evaluation: recall by size and class, precision, and ms per frame, per strategy.
 
-    python -m bench.detector_eval [--data ../shared/data] [--write docs/detector.md] [--quick]
+    python -m bench.detector_eval [--data ../shared/data] [--write docs/detector.md] [--quick] [--stream-only]
 
 Runs every strategy in STRATEGIES over the VOC scenes and the close-up frames built by
 bench/detector_data.py, matches detections to faces at IoU >= 0.5 (one to one, best overlap first,
 as `maskwatch evaluate` does) and prints markdown tables; `--write` puts them between the results
 markers of docs/detector.md, whose prose explains them.
+
+The stream evaluation replays every frame as a short clip, `fine_every` frames drifting a few pixels
+per frame, through a detector in stream mode: the first frame is searched in full, the others only in
+windows around the small faces found before (plus the coarse pass). Its table compares the two.
 
 Precision for a size range is counted the COCO way: a detection matched to a face outside the range,
 or unmatched and smaller than the range, is neither right nor wrong there. Otherwise every small
@@ -24,6 +28,7 @@ from collections import Counter
 from dataclasses import dataclass, field
 from pathlib import Path
 
+import cv2
 import numpy as np
 
 from bench.detector_data import EvalFrame, closeup_frames, scene_frames
@@ -38,8 +43,12 @@ STRATEGIES = {
     "full_range": DetectorConfig(strategy="full_range"),
     "short_range": DetectorConfig(strategy="short_range"),
 }
-# a stream setting: single photos cannot show what it does to recall, only what it saves
-TIMING_ONLY = {"pyramid, fine pass every 2nd frame": DetectorConfig(fine_every=2)}
+# stream settings, timed on clips of `fine_every` frames (photos are searched in full every time)
+TIMING_ONLY = {
+    "pyramid, stream, fine_every 1 (whole frame every frame)": DetectorConfig(fine_every=1),
+    "pyramid, stream, fine_every 3 (default: windows between)": DetectorConfig(fine_every=3),
+}
+STREAM_DRIFT = (2.0, 1.0)  # px per frame the clip's frame moves right and down
 RANGES = (64, 32, 0)  # lowest face height of each precision/recall range
 EDGE_PX = 4  # decision.edge_margin_px: faces this close to the frame edge are ignored by the daemon
 MARK_START, MARK_END = "<!-- results:start -->", "<!-- results:end -->"
@@ -102,22 +111,77 @@ def evaluate(detector: FaceDetector, frames: list[EvalFrame]) -> Tally:
     return tally
 
 
+def drifted(frame: EvalFrame, step: int, drift: tuple[float, float] = STREAM_DRIFT) -> EvalFrame:
+    """The frame moved by `step` times `drift` pixels (edges repeated), its boxes moved with it."""
+    dx, dy = drift[0] * step, drift[1] * step
+    if not step:
+        return frame
+    height, width = frame.image.shape[:2]
+    image = cv2.warpAffine(
+        frame.image,
+        np.float32([[1, 0, dx], [0, 1, dy]]),
+        (width, height),
+        flags=cv2.INTER_LINEAR,
+        borderMode=cv2.BORDER_REPLICATE,
+    )
+    boxes = tuple((x1 + dx, y1 + dy, x2 + dx, y2 + dy) for x1, y1, x2, y2 in frame.boxes)
+    return dataclasses.replace(frame, image=image, boxes=boxes)
+
+
+def evaluate_stream(config: DetectorConfig, frames: list[EvalFrame]) -> list[tuple[Tally, Tally]]:
+    """Per clip position, a Tally of the stream and one of a whole-frame search of the same frame.
+
+    Every frame is replayed as a clip of `fine_every` drifting frames through a stream-mode detector,
+    so position 0 is a whole-frame search and the rest are window searches; the reference searches
+    each of those frames in full, as a photo.
+    """
+    stream, photo = FaceDetector(config, stream=True), FaceDetector(config)
+    tallies = [(Tally(), Tally()) for _ in range(config.fine_every)]
+    for frame in frames:
+        stream.reset()
+        for step, (seen, reference) in enumerate(tallies):
+            moved = drifted(frame, step)
+            for detector, tally in ((stream, seen), (photo, reference)):
+                faces = detector.detect(moved.image, "BGR")
+                tally.add(moved, np.array([f.box for f in faces], np.float64).reshape(-1, 4))
+    return tallies
+
+
+def stream_table(results: dict[str, list[tuple[Tally, Tally]]]) -> list[str]:
+    lines = [
+        "| frames | clip frame | fine pass | precision >= 32 px | recall >= 32 px | recall 32-63 px | "
+        "recall >= 64 px | same frame searched in full: precision / recall >= 32 px |",
+        "|---|---|---|---|---|---|---|---|",
+    ]
+    for set_name, tallies in results.items():
+        for step, (tally, reference) in enumerate(tallies):
+            small = [sum(c[k] for k in c if k[0] == "32-63") for c in (tally.found, tally.faces)]
+            lines.append(
+                f"| {set_name} | {step + 1} | {'whole frame' if step == 0 else 'windows (whole if none found)'} | "
+                f"{_ratio(tally.precision(32))} | {_pct(*tally.recall(32))} | {_pct(*small)} | "
+                f"{_pct(*tally.recall(64))} | {_ratio(reference.precision(32))} / "
+                f"{_pct(*reference.recall(32))} |"
+            )
+    return lines
+
+
 def ms_per_frame(detector: FaceDetector, frames: list[EvalFrame], repeats: int = 5) -> dict[str, float]:
     """ms of `detect` on 640x480 frames holding one face, medians over the frames.
 
     The machine is shared, so other processes inflate single runs. A frame's fastest of `repeats` runs
     ("best") is the closest to what an idle machine would take, "median" is every run's, and "cpu" is
     the process CPU time of the fastest run, which waiting for a core does not inflate (with 2 threads
-    it adds both threads' time, so it is given for 1 thread only). A run is `fine_every` calls in a
-    row, averaged, so a pass skipped on some frames is paid for once.
+    it adds both threads' time, so it is given for 1 thread only). A stream-mode detector's run is a
+    clip of `fine_every` calls, the first searching the whole frame, averaged.
     """
-    group = detector.config.fine_every
+    group = detector.config.fine_every if detector.stream else 1
     for frame in frames[:5]:
         detector.detect(frame.image)
     best, cpu, every = [], [], []
     for frame in frames:
         runs, cpu_runs = [], []
         for _ in range(repeats):
+            detector.reset()
             start, start_cpu = time.perf_counter(), time.process_time()
             for _ in range(group):
                 detector.detect(frame.image)
@@ -171,7 +235,7 @@ def size_table(tally: Tally, labels: list[str]) -> list[str]:
     return lines
 
 
-def report(results: dict, timings: dict, labels: dict, data_root: Path) -> str:
+def report(results: dict, timings: dict, labels: dict, data_root: Path, stream: dict | None = None) -> str:
     out = [
         f"Generated by `python -m bench.detector_eval --write docs/detector.md` on {platform.machine()} "
         f"({os.cpu_count()} cores, load average {os.getloadavg()[0]:.1f} at the end), data {data_root}.",
@@ -186,6 +250,16 @@ def report(results: dict, timings: dict, labels: dict, data_root: Path) -> str:
     for name, sets in results.items():
         for set_name, tally in sets.items():
             out += [f"**{name}, {set_name}**", "", *size_table(tally, labels[set_name]), ""]
+    if stream:
+        out += [
+            f"### A stream: each frame as a clip of {len(next(iter(stream.values())))} frames drifting "
+            f"{STREAM_DRIFT[0]:g}, {STREAM_DRIFT[1]:g} px per frame (default config, stream mode)",
+            "",
+            *stream_table(stream),
+            "",
+        ]
+    if not timings:
+        return "\n".join(out) + "\n"
     out += [
         "### Detector ms per 640x480 frame with one face (`FaceDetector.detect`, 100 close-up frames x 5 runs)",
         "",
@@ -218,6 +292,9 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--data", type=Path, default=DEFAULT_DATA, help="the shared data folder")
     parser.add_argument("--write", type=Path, help="markdown file whose results section to replace")
     parser.add_argument("--quick", action="store_true", help="the default strategy only, no timing")
+    parser.add_argument(
+        "--stream-only", action="store_true", help="only the stream evaluation of the default config"
+    )
     args = parser.parse_args(argv)
     frame_sets = {"scenes": scene_frames(args.data), "close-ups": closeup_frames(args.data)}
     labels = {
@@ -225,7 +302,11 @@ def main(argv: list[str] | None = None) -> int:
     }
     one_face = [f for f in frame_sets["close-ups"] if len(f.boxes) == 1][:100]
     strategies = dict(list(STRATEGIES.items())[:1]) if args.quick else STRATEGIES
+    if args.stream_only:
+        strategies = {}
     results, timings = {}, {}
+    stream = {name: evaluate_stream(DetectorConfig(), frames) for name, frames in frame_sets.items()}
+    print("stream: done", file=sys.stderr, flush=True)
     for name, config in strategies.items():
         detector = FaceDetector(config)
         results[name] = {set_name: evaluate(detector, frames) for set_name, frames in frame_sets.items()}
@@ -235,13 +316,15 @@ def main(argv: list[str] | None = None) -> int:
                 for threads in (1, 2)
             }
         print(f"{name}: done", file=sys.stderr, flush=True)
-    if not args.quick:
+    if not args.quick and not args.stream_only:
         for name, config in TIMING_ONLY.items():
             timings[name] = {
-                threads: ms_per_frame(FaceDetector(dataclasses.replace(config, threads=threads)), one_face)
+                threads: ms_per_frame(
+                    FaceDetector(dataclasses.replace(config, threads=threads), stream=True), one_face
+                )
                 for threads in (1, 2)
             }
-    text = report(results, timings, labels, args.data)
+    text = report(results, timings, labels, args.data, stream)
     print(text)
     if args.write:
         write_into(args.write, text)

@@ -113,7 +113,7 @@ class App:
     def _detector(self, config: Config):
         from edge.faces import FaceDetector
 
-        return FaceDetector(config.detector, models_dir=self.models_dir)
+        return FaceDetector(config.detector, models_dir=self.models_dir, stream=True)
 
     def _classifier(self, config: Config):
         from edge.classifier import MaskClassifier

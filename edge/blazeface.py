@@ -101,6 +101,21 @@ def iou_one_to_many(box: np.ndarray, boxes: np.ndarray) -> np.ndarray:
     return np.where(union > 0, inter / np.maximum(union, 1e-12), 0.0)
 
 
+def iou_matrix(a: np.ndarray, b: np.ndarray) -> np.ndarray:
+    """IoU of every x1, y1, x2, y2 box of `a` (N, 4) with every one of `b` (M, 4): (N, M)."""
+    a = np.asarray(a, np.float32).reshape(-1, 1, 4)
+    b = np.asarray(b, np.float32).reshape(1, -1, 4)
+    iw = np.clip(np.minimum(a[..., 2], b[..., 2]) - np.maximum(a[..., 0], b[..., 0]), 0, None)
+    ih = np.clip(np.minimum(a[..., 3], b[..., 3]) - np.maximum(a[..., 1], b[..., 1]), 0, None)
+    inter = iw * ih
+
+    def area(x):
+        return np.clip(x[..., 2] - x[..., 0], 0, None) * np.clip(x[..., 3] - x[..., 1], 0, None)
+
+    union = area(a) + area(b) - inter
+    return np.where(union > 0, inter / np.maximum(union, 1e-12), 0.0)
+
+
 def weighted_nms(
     boxes: np.ndarray, keypoints: np.ndarray, scores: np.ndarray, iou_threshold: float
 ) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
@@ -161,6 +176,11 @@ class Letterbox:
         pad = np.array([self.pad_x, self.pad_y], np.float32)
         return (points - pad) / np.array([self.scale_x, self.scale_y], np.float32)
 
+    def to_input(self, points: np.ndarray) -> np.ndarray:
+        """Frame-pixel coordinates (..., 2) as (x, y) to input pixels: the inverse of `to_frame`."""
+        pad = np.array([self.pad_x, self.pad_y], np.float32)
+        return np.asarray(points, np.float32) * np.array([self.scale_x, self.scale_y], np.float32) + pad
+
 
 def input_shape_for(
     frame_width: int, frame_height: int, long_side: int, multiple: int = 16
@@ -202,3 +222,32 @@ def letterbox(frame: np.ndarray, width: int, height: int) -> tuple[np.ndarray, L
     fitted = np.zeros((height, width, 3), np.uint8)
     fitted[pad_y : pad_y + new_h, pad_x : pad_x + new_w] = resized
     return fitted, Letterbox(new_w / frame_w, new_h / frame_h, float(pad_x), float(pad_y))
+
+
+def crop_windows(
+    boxes: np.ndarray, width: int, height: int, sides: tuple[int, ...], context: float
+) -> list[tuple[int, int, int]]:
+    """Square windows (x0, y0, side) of a `width` x `height` input around each box (x1, y1, x2, y2).
+
+    A window is the smallest of `sides` at least `context` times the box's longer side (the largest
+    otherwise, and never more than the input), centred on the box and moved inside the input, so the face
+    keeps its scale and its surroundings. Larger boxes are placed first; a box that already lies inside a
+    window, with a quarter of its size to spare on every side, gets none of its own. Only a few window
+    sides exist, because every input shape costs the runtime a resized interpreter.
+    """
+    windows: list[tuple[int, int, int]] = []
+    boxes = np.asarray(boxes, np.float32).reshape(-1, 4)
+    for x1, y1, x2, y2 in sorted(boxes.tolist(), key=lambda b: b[1] - b[3]):
+        size = max(x2 - x1, y2 - y1)
+        m = size / 4
+        if any(
+            wx <= x1 - m and wy <= y1 - m and x2 + m <= wx + side and y2 + m <= wy + side
+            for wx, wy, side in windows
+        ):
+            continue
+        side = next((s for s in sides if s >= context * size), sides[-1])
+        side = min(side, width, height)
+        x0 = int(np.clip(round((x1 + x2 - side) / 2), 0, width - side))
+        y0 = int(np.clip(round((y1 + y2 - side) / 2), 0, height - side))
+        windows.append((x0, y0, side))
+    return windows

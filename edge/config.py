@@ -67,8 +67,9 @@ class DetectorConfig:
         hi=640,
     )
     fine_every: int = _opt(
-        1,
-        "run the fine pass on every Nth frame only: 2 nearly halves the cost, small faces are seen less often",
+        3,
+        "in a video stream the fine pass searches the whole frame on every Nth frame, and between those "
+        "only around the small faces already found; 1 = the whole frame on every frame",
         lo=1,
         hi=10,
     )
@@ -101,6 +102,13 @@ class DecisionConfig:
     )
     cooldown_s: float = _opt(
         30.0, "after an alarm, the same person does not alarm again for this long", lo=0.0, hi=3600.0
+    )
+    reclassify_every: int = _opt(
+        3,
+        "a person already decided, whose latest vote agrees, is classified on every Nth frame only "
+        "(others on every frame); 1 = every face on every frame",
+        lo=1,
+        hi=30,
     )
     track_iou: float = _opt(0.3, "IoU that links a face to an existing track", lo=0.05, hi=0.95)
     track_timeout_s: float = _opt(2.0, "a track not seen for this long is forgotten", lo=0.1, hi=60.0)

@@ -6,11 +6,18 @@ whose top score sits in the uncertain band casts no vote), and a track decided t
 once, then not again for a cooldown. Faces that are too small, cut by the frame edge or outside the
 region of interest are tracked but never vote. Everything is plain numbers in and plain records out, so
 tests feed it timestamps and boxes.
+
+The classifier is the costliest stage per face, so the decider also says which faces it needs classified
+(`to_classify`): every new, undecided or changing person on every frame, and a settled one (decided, and
+its latest vote agreeing) on every `reclassify_every`th frame only. A frame that is not classified casts
+no vote, so the votes are always the last classified frames; a settled person's first disagreeing vote
+unsettles the track, and it is classified on every frame again until the vote decides.
 """
 
 from __future__ import annotations
 
 import logging
+import math
 from collections import Counter, deque
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
@@ -63,6 +70,7 @@ class Track:
     votes: deque = field(default_factory=deque)
     decision: str = PENDING
     alarmed_at: float | None = None
+    unclassified: int = 0  # frames seen since the face was last classified
 
 
 def iou(a: Box, b: Box) -> float:
@@ -162,15 +170,51 @@ class Decider:
                 return "roi"
         return None
 
+    def settled(self, track: Track) -> bool:
+        """Decided (ok or violation), and the latest vote says the same: re-checking it can wait."""
+        if track.decision not in (OK, VIOLATION) or not track.votes:
+            return False
+        latest = track.votes[-1].label
+        return latest is not None and (latest in VIOLATION_LABELS) == (track.decision == VIOLATION)
+
+    def to_classify(self, timestamp: float, frame_size: tuple[int, int], boxes: Sequence[Box]) -> list[bool]:
+        """For each face box of the frame about to be fed to `update`, whether to classify it.
+
+        Ignored faces never; faces of new or unsettled tracks always; faces of settled tracks when they
+        have gone `reclassify_every` - 1 frames unclassified, at most ceil(settled / reclassify_every) of
+        them per frame, longest waiting first, so the work spreads evenly over the frames.
+        """
+        every = self.config.reclassify_every
+        tracks = self._live(timestamp)
+        matched = self._match(tracks, boxes)
+        wanted, due, settled = [False] * len(boxes), [], 0
+        for index, box in enumerate(boxes):
+            if self.ignore_reason(box, *frame_size) is not None:
+                continue
+            track = tracks[matched[index]] if index in matched else None
+            if track is None or not self.settled(track):
+                wanted[index] = True
+                continue
+            settled += 1
+            if track.unclassified + 1 >= every:
+                due.append((track.unclassified, index))
+        for _, index in sorted(due, reverse=True)[: math.ceil(settled / every)]:
+            wanted[index] = True
+        return wanted
+
     def update(
         self, timestamp: float, frame_size: tuple[int, int], faces: Sequence[Observation]
     ) -> tuple[list[FaceDecision], list[AlarmEvent]]:
-        """Feed one frame: a decision per face (same order) and the alarms this frame raises."""
+        """Feed one frame: a decision per face (same order) and the alarms this frame raises.
+
+        A face whose `label` is None was not classified on this frame: it is tracked but casts no vote.
+        """
         self._forget_stale(timestamp)
         tracks = self._assign(timestamp, faces)
         self._last_update = timestamp
         decisions, events = [], []
         for face, track in zip(faces, tracks, strict=True):
+            track.unclassified = 0 if face.label is not None else track.unclassified + 1
             reason = self.ignore_reason(face.box, *frame_size)
             if reason is None and face.label is not None:
                 self._vote(track, face)
@@ -187,15 +231,20 @@ class Decider:
     def reset(self) -> None:
         self._tracks.clear()
 
-    def _forget_stale(self, now: float) -> None:
+    def _live(self, now: float) -> list[Track]:
         timeout = self.config.track_timeout_s
-        self._tracks = [t for t in self._tracks if now - t.last_seen <= timeout]
+        return [t for t in self._tracks if now - t.last_seen <= timeout]
+
+    def _forget_stale(self, now: float) -> None:
+        self._tracks = self._live(now)
+
+    def _match(self, tracks: Sequence[Track], boxes: Sequence[Box]) -> dict[int, int]:
+        """{face index: index in `tracks`}: the same answer for `to_classify` and the `update` after it."""
+        fresh = [t.last_seen == self._last_update for t in tracks]
+        return match_boxes([t.box for t in tracks], list(boxes), self.config.track_iou, fresh)
 
     def _assign(self, now: float, faces: Sequence[Observation]) -> list[Track]:
-        fresh = [t.last_seen == self._last_update for t in self._tracks]
-        matched = match_boxes(
-            [t.box for t in self._tracks], [f.box for f in faces], self.config.track_iou, fresh
-        )
+        matched = self._match(self._tracks, [f.box for f in faces])
         assigned = []
         for index, face in enumerate(faces):
             if index in matched:

@@ -9,7 +9,10 @@ fully convolutional, though, so it also runs on a larger input in the frame's ow
 least a quarter of the frame tall, and a fine pass (long side `fine_size`, 256 by default) for the
 rest. The fine pass needs a higher score (`fine_score_threshold`), and a higher one still for faces
 under 40 px in its input, because that is where background patches fool it. Both passes' candidates
-are merged by one weighted NMS. `fine_every` trades small-face coverage for cost on a video stream.
+are merged by one weighted NMS. On a video stream (`stream=True`, the daemon) the fine pass covers the
+whole frame on every `fine_every`th frame only; on the frames between it runs on small windows around
+the small faces found on the frame before, at the same scale, so a face once found is looked for on
+every frame and a new one is found within `fine_every` frames, for a fraction of the cost.
 The older strategies stay selectable for comparison.
 The models are extracted once by `python -m edge.fetch_detector`; nothing is downloaded here.
 """
@@ -44,7 +47,14 @@ COARSE_MIN_FACE_PX = 32  # the coarse pass answers for faces at least this tall 
 FINE_WARY_BELOW_PX = 40  # fine-pass faces shorter than this in its input need a higher score ...
 FINE_WARY_MARGIN = 0.1  # ... by this much (docs/detector.md: the fine pass's false positives are small)
 VERIFY_INSIDE = 0.5  # an unsure candidate with this share of its area inside a kept face is a part of it
-MAX_INPUT_SHAPES = 4  # interpreters kept per model, one per input shape (frame aspect) seen
+MAX_INPUT_SHAPES = 8  # interpreters kept per model, one per input shape seen (frame aspects, windows)
+# Following small faces between whole-frame fine passes (stream mode), sizes in fine-pass input pixels:
+FOLLOW_BELOW_PX = 72  # faces shorter than this are followed (the coarse pass answers from 64, 32 in 128)
+FOLLOW_CONTEXT = 1.6  # a window is at least this many times the face: margin for a frame's movement
+FOLLOW_SIDES = (64, 96, 128)  # window sides: few shapes, since each costs a resized interpreter
+FOLLOW_MAX_AREA = 0.6  # windows covering more of the input than this cost as much as the whole pass
+FOLLOW_IOU = 0.3  # a window's candidate this close to a followed face is that face
+FOLLOW_MISSES = 1  # a followed face not found in its window is looked for on this many more frames
 
 
 class DetectorModelMissingError(FileNotFoundError):
@@ -76,7 +86,7 @@ class DetectionPass:
     min_face_px: float = 0.0  # boxes shorter than this in the input are left to finer passes
     wary_below_px: float = 0.0  # boxes shorter than this in the input need `wary_threshold`
     wary_threshold: float = 1.0
-    every: int = 1  # runs on every Nth call of `detect` only
+    every: int = 1  # in a stream, covers the whole frame on every Nth frame, windows around faces between
     floor: float | None = None  # with the face verifier: candidates down to this are kept, unsure
 
     @property
@@ -206,32 +216,96 @@ class BlazeFaceModel:
             return self.spec.input_size, self.spec.input_size
         return blazeface.input_shape_for(frame_width, frame_height, long_side)
 
+    def fit(self, frame: np.ndarray, long_side: int, frame_order: str = "BGR"):
+        """The frame letterboxed into the model input for a pass of `long_side`, as RGB, and the mapping."""
+        width, height = self.input_shape(frame.shape[1], frame.shape[0], long_side)
+        fitted, box = blazeface.letterbox(frame, width, height)
+        return (cv2.cvtColor(fitted, cv2.COLOR_BGR2RGB) if frame_order == "BGR" else fitted), box
+
     def candidates(
         self, frame: np.ndarray, detection_pass: DetectionPass, frame_order: str = "BGR"
     ) -> Candidates:
         """The pass's faces on the frame fitted into the model input, in frame pixels, before NMS."""
         p = detection_pass
-        width, height = self.input_shape(frame.shape[1], frame.shape[0], p.long_side)
-        fitted, box = blazeface.letterbox(frame, width, height)
-        rgb = cv2.cvtColor(fitted, cv2.COLOR_BGR2RGB) if frame_order == "BGR" else fitted
-        boxes, keypoints, scores = self._runner(width, height).run(rgb, p.search_threshold)
-        face_px = boxes[:, 3] - boxes[:, 1]
-        sure = ((face_px >= p.wary_below_px) | (scores >= p.wary_threshold)) & (scores >= p.threshold)
-        keep = (face_px >= p.min_face_px) & (sure | (p.floor is not None))  # unsure: for the verifier
-        if not keep.any():
+        rgb, box = self.fit(frame, p.long_side, frame_order)
+        height, width = rgb.shape[:2]
+        return _kept(*self._runner(width, height).run(rgb, p.search_threshold), p, box)
+
+    def candidates_near(
+        self,
+        frame: np.ndarray,
+        detection_pass: DetectionPass,
+        boxes: np.ndarray,
+        frame_order: str = "BGR",
+    ) -> Candidates:
+        """The pass's faces in windows of its input around `boxes` (frame pixels), before NMS.
+
+        The frame is fitted exactly as for the whole pass and the windows are cut from that input, so a
+        face is seen at the same scale and with the same pixels; only the surroundings are left out.
+        Windows that would cover most of the input (FOLLOW_MAX_AREA) cost about as much as the whole
+        pass, and that runs instead. A candidate on a followed face (IoU >= FOLLOW_IOU) needs the pass's own threshold only, not the
+        higher one for small faces: it passed that on an earlier frame, and small faces' scores move
+        by ±0.1 from frame to frame. Anything else in a window faces the pass's full rule.
+        """
+        p = detection_pass
+        if len(boxes) == 0:
             return Candidates.empty()
-        boxes, keypoints, scores = boxes[keep], keypoints[keep], scores[keep]
-        unsure = None if p.floor is None else ~sure[keep]
-        return Candidates(
-            box.to_frame(boxes.reshape(-1, 2, 2)).reshape(-1, 4), box.to_frame(keypoints), scores, unsure
-        )
+        rgb, box = self.fit(frame, p.long_side, frame_order)
+        height, width = rgb.shape[:2]
+        in_input = box.to_input(np.asarray(boxes, np.float32).reshape(-1, 2, 2)).reshape(-1, 4)
+        windows = blazeface.crop_windows(in_input, width, height, FOLLOW_SIDES, FOLLOW_CONTEXT)
+        if sum(side * side for _, _, side in windows) >= FOLLOW_MAX_AREA * width * height:
+            return _kept(*self._runner(width, height).run(rgb, p.search_threshold), p, box)
+        parts = []
+        for x0, y0, side in windows:
+            window = np.ascontiguousarray(rgb[y0 : y0 + side, x0 : x0 + side])
+            found, keypoints, scores = self._runner(side, side).run(window, p.search_threshold)
+            offset = np.array([x0, y0], np.float32)
+            found = (found.reshape(-1, 2, 2) + offset).reshape(-1, 4)
+            on_followed = (blazeface.iou_matrix(found, in_input) >= FOLLOW_IOU).any(axis=1)
+            parts.append(_kept(found, keypoints + offset, scores, p, box, on_followed))
+        return Candidates.concat(parts)
+
+
+def _kept(
+    boxes: np.ndarray,
+    keypoints: np.ndarray,
+    scores: np.ndarray,
+    p: DetectionPass,
+    box: blazeface.Letterbox,
+    followed: np.ndarray | None = None,
+) -> Candidates:
+    """The candidates (input pixels) a pass answers for, mapped to frame pixels; `followed` ones (a
+    mask) are spared the higher threshold for small faces."""
+    face_px = boxes[:, 3] - boxes[:, 1]
+    sure = (face_px >= p.wary_below_px) | (scores >= p.wary_threshold)
+    if followed is not None:
+        sure |= followed
+    sure &= scores >= p.threshold  # below it only when the pass has a floor: unsure, for the verifier
+    keep = (face_px >= p.min_face_px) & (sure | (p.floor is not None))
+    if not keep.any():
+        return Candidates.empty()
+    boxes, keypoints, scores = boxes[keep], keypoints[keep], scores[keep]
+    unsure = None if p.floor is None else ~sure[keep]
+    return Candidates(
+        box.to_frame(boxes.reshape(-1, 2, 2)).reshape(-1, 4), box.to_frame(keypoints), scores, unsure
+    )
 
 
 class FaceDetector:
-    """Faces in a whole frame with the configured strategy; `detect` is the only call the loop makes."""
+    """Faces in a whole frame with the configured strategy; `detect` is the only call the loop makes.
 
-    def __init__(self, config: DetectorConfig | None = None, models_dir: Path | None = None):
+    A detector made with `stream=True` sees consecutive frames of one camera and remembers the small
+    faces of the last frames: the fine pass then covers the whole frame on every `fine_every`th frame
+    only, and looks in windows around those faces in between. Without it (photos, `maskwatch detect`,
+    evaluations) every call runs every pass on the whole frame.
+    """
+
+    def __init__(
+        self, config: DetectorConfig | None = None, models_dir: Path | None = None, *, stream: bool = False
+    ):
         self.config = config or DetectorConfig()
+        self.stream = stream
         folder = Path(models_dir) if models_dir is not None else detector_dir()
         self.passes = detection_passes(self.config)
         self.models = {
@@ -242,30 +316,40 @@ class FaceDetector:
         if self.verifier is not None:
             floor = self.config.verifier_floor
             self.passes = tuple(dataclasses.replace(p, floor=min(floor, p.threshold)) for p in self.passes)
-        self._calls = 0  # detect() calls so far: passes with `every` > 1 skip the others
+        self._since_whole: int | None = None  # stream frames since the last whole-frame search
+        self._shape: tuple[int, ...] | None = None
+        self._followed: list[tuple[np.ndarray, int]] = []  # small faces: box in frame pixels, frames missed
 
-    def candidates(self, frame: np.ndarray, frame_order: str = "BGR", call: int = 0) -> Candidates:
-        """The raw candidates of every pass due at detect() call number `call`, pooled, before NMS."""
-        return Candidates.concat(
-            [
-                self.models[p.model].candidates(frame, p, frame_order)
-                for p in self.passes
-                if call % p.every == 0
-            ]
-        )
+    def reset(self) -> None:
+        """Forget the stream: the next frame is searched in full."""
+        self._since_whole, self._shape, self._followed = None, None, []
+
+    def candidates(self, frame: np.ndarray, frame_order: str = "BGR", whole: bool = True) -> Candidates:
+        """The raw candidates of every pass, pooled, before NMS.
+
+        With `whole` False, passes with `every` > 1 look only in windows around the followed faces.
+        """
+        return Candidates.concat(self._candidates_by_pass(frame, frame_order, whole))
+
+    def _candidates_by_pass(self, frame: np.ndarray, frame_order: str, whole: bool) -> list[Candidates]:
+        followed = np.array([box for box, _ in self._followed], np.float32).reshape(-1, 4)
+        return [
+            self.models[p.model].candidates(frame, p, frame_order)
+            if whole or p.every == 1
+            else self.models[p.model].candidates_near(frame, p, followed, frame_order)
+            for p in self.passes
+        ]
 
     def detect(self, frame: np.ndarray, frame_order: str = "BGR") -> list[Face]:
-        """Faces in an HxWx3 uint8 frame, best score first, boxes clipped to the frame.
-
-        With `fine_every` N > 1 the fine pass runs on the first call and every Nth after it, so a
-        stream of frames pays for it 1/N of the time; single photos want the default, N = 1.
-        """
+        """Faces in an HxWx3 uint8 frame, best score first, boxes clipped to the frame."""
         if frame.ndim != 3 or frame.shape[2] != 3 or frame.dtype != np.uint8:
             raise ValueError(f"frame must be HxWx3 uint8, got shape {frame.shape} dtype {frame.dtype}")
         if frame_order not in ("BGR", "RGB"):
             raise ValueError(f"frame_order must be 'BGR' or 'RGB', got {frame_order!r}")
-        (pooled,), unsure = _set_aside_unsure([self.candidates(frame, frame_order, self._calls)])
-        self._calls += 1
+        whole = self._whole_frame_due(frame.shape)
+        by_pass = self._candidates_by_pass(frame, frame_order, whole)
+        by_pass, unsure = _set_aside_unsure(by_pass)
+        pooled = Candidates.concat(by_pass)
         boxes, keypoints, scores = blazeface.weighted_nms(
             pooled.boxes, pooled.keypoints, pooled.scores, self.config.nms_iou
         )
@@ -275,6 +359,11 @@ class FaceDetector:
             )
         height, width = frame.shape[:2]
         boxes = np.clip(boxes, 0, [width, height, width, height])
+        if self.stream:
+            every_frame = Candidates.concat(
+                [c for c, p in zip(by_pass, self.passes, strict=True) if p.every == 1]
+            )
+            self._follow(boxes, every_frame.boxes, max(height, width), whole)
         return [
             Face(
                 box=tuple(float(v) for v in b),
@@ -283,6 +372,43 @@ class FaceDetector:
             )
             for b, k, s in zip(boxes, keypoints, scores, strict=True)
         ]
+
+    def _whole_frame_due(self, shape: tuple[int, ...]) -> bool:
+        """Whether every pass covers the whole frame this time: always for photos; in a stream while the
+        last frame showed nobody (so the first person to appear is found on the first frame), on every
+        `fine_every`th frame while somebody is in view, and whenever the frame size changes."""
+        if not self.stream:
+            return True
+        if shape != self._shape:
+            self.reset()
+            self._shape = shape
+        return self._since_whole is None or self._since_whole + 1 >= self.config.fine_every
+
+    def _follow(self, boxes: np.ndarray, every_frame: np.ndarray, frame_long_side: int, whole: bool) -> None:
+        """Remember this frame's faces that the next frame's every-frame passes may not find: the small
+        ones (below FOLLOW_BELOW_PX in the fine input), and any other that no candidate of those passes
+        (`every_frame`, frame pixels) backs. A whole-frame search replaces the memory; a window search
+        keeps a face it missed for FOLLOW_MISSES more frames."""
+        if not len(boxes):
+            self._since_whole = None  # nobody in view: the next frame is searched in full
+        else:
+            self._since_whole = 0 if whole else self._since_whole + 1
+        fine = max((p.long_side for p in self.passes if p.every > 1), default=0)
+        if not fine:
+            return
+        backed = (blazeface.iou_matrix(boxes, every_frame) >= FOLLOW_IOU).any(axis=1)
+        small = [
+            b
+            for b, sure in zip(boxes, backed, strict=True)
+            if b[3] - b[1] < FOLLOW_BELOW_PX * frame_long_side / fine or not sure
+        ]
+        missed = [
+            (box, misses + 1)
+            for box, misses in ([] if whole else self._followed)
+            if misses < FOLLOW_MISSES
+            and not (blazeface.iou_one_to_many(box, np.array(small).reshape(-1, 4)) > 0).any()
+        ]
+        self._followed = [(b, 0) for b in small] + missed
 
     # --- the face verifier (docs/detector.md): a second opinion on candidates below the pass rules ---
 

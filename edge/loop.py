@@ -68,14 +68,16 @@ def process_frame(
 ) -> tuple[tuple[FaceResult, ...], list[AlarmEvent], dict[str, float]]:
     """One frame through faces -> classifier -> decision: face results, new alarm events, stage ms.
 
-    Faces the decider would ignore (too small, cut by the edge, outside the ROI) are never classified;
-    the rest go to the classifier in one batch.
+    The decider says which faces to classify: never those it would ignore (too small, cut by the edge,
+    outside the ROI), and a settled person's only on some frames (`decision.reclassify_every`). Those go
+    to the classifier in one batch; the others carry no label on this frame and cast no vote.
     """
     t0 = perf_counter()
     faces = [] if skip_detection else detector.detect(frame, frame_order="BGR")
     t1 = perf_counter()
     height, width = frame.shape[:2]
-    counted = [i for i, face in enumerate(faces) if decider.ignore_reason(face.box, width, height) is None]
+    wanted = decider.to_classify(timestamp, (width, height), [face.box for face in faces])
+    counted = [i for i, want in enumerate(wanted) if want]
     predictions = (
         classifier.classify(frame, [faces[i].box for i in counted], frame_order="BGR") if counted else []
     )

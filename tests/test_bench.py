@@ -22,3 +22,12 @@ def test_measure_runs_the_loop_and_reports_every_stage():
     assert row.ms["total"] >= row.ms["detect"] > 0 and row.ms["classify"] > 0
     table = bench.table([row], {"start_to_first_result_s": 0.5})
     assert "faces threads   fps" in table and "start to first result s: 0.50" in table
+    assert row.case == "steady" and "steady" in table
+
+
+def test_the_worst_case_searches_every_frame_in_full_and_classifies_every_face():
+    from edge.config import Config
+
+    worst = bench.worst_case(Config())
+    assert worst.detector.fine_every == 1 and worst.decision.reclassify_every == 1
+    assert worst.detector.fine_size == Config().detector.fine_size  # nothing else changes

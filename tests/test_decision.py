@@ -204,3 +204,99 @@ def test_unclassified_faces_are_tracked_but_do_not_vote():
         decisions, events = decider.update(i / FPS, FRAME, [Observation((200, 150, 280, 250))])
         assert events == [] and decisions[0].decision == PENDING
     assert decider.tracks[0].frames_seen == 10
+
+
+# --- which faces the classifier sees: settled people less often ----------------------------------------
+
+
+def people_in_view(decider, frames, looks, start=0, boxes=((200, 150, 280, 250),)):
+    """The loop's order on plain numbers: ask `to_classify`, "classify" the faces it wants (each person's
+    scores on that frame are `looks(frame, person)`), feed the rest unclassified.
+
+    Returns, per frame, which faces were classified and the decisions, and all events.
+    """
+    classified, decisions, events = [], [], []
+    for i in range(start, start + frames):
+        wanted = decider.to_classify(i / FPS, FRAME, list(boxes))
+        faces = [
+            seen(box, looks(i, person)) if want else Observation(box)
+            for person, (box, want) in enumerate(zip(boxes, wanted, strict=True))
+        ]
+        d, e = decider.update(i / FPS, FRAME, faces)
+        classified.append(wanted)
+        decisions.append([x.decision for x in d])
+        events.extend(e)
+    return classified, decisions, events
+
+
+def test_a_settled_masked_person_is_classified_on_every_third_frame_only():
+    decider = Decider(DecisionConfig(reclassify_every=3))
+    classified, decisions, events = people_in_view(decider, 30, lambda i, p: MASKED)
+    # three votes to decide, then one frame in three
+    assert [c[0] for c in classified[:9]] == [True, True, True, False, False, True, False, False, True]
+    assert sum(c[0] for c in classified) == 3 + 9
+    assert [d[0] for d in decisions[2:]] == [OK] * 28 and events == []
+
+
+def test_a_new_violator_is_classified_on_every_frame_and_alarms_on_the_min_votes_frame():
+    decider = Decider(DecisionConfig(reclassify_every=3, vote_frames=5, min_votes=3))
+    classified, _, events = people_in_view(decider, 3, lambda i, p: BARE)
+    assert classified == [[True]] * 3
+    assert len(events) == 1 and events[0].timestamp == pytest.approx(2 / FPS)
+
+
+@pytest.mark.parametrize("pulled_down_at", [20, 21, 22])  # every phase of the every-third-frame look
+def test_a_settled_masked_person_who_pulls_the_mask_down_alarms_within_five_frames(pulled_down_at):
+    decider = Decider(DecisionConfig(reclassify_every=3, vote_frames=5, min_votes=3))
+
+    def looks(frame, person):
+        return MASKED if frame < pulled_down_at else BARE
+
+    _, decisions, events = people_in_view(decider, 40, looks)
+    assert decisions[pulled_down_at - 1] == [OK]
+    (event,) = events
+    # at most reclassify_every - 1 frames until the next look, then min_votes looks in a row
+    assert event.timestamp - pulled_down_at / FPS <= (3 - 1 + 3 - 1) / FPS + 1e-9
+    assert event.label == "without_mask"
+
+
+def test_frames_that_are_not_classified_cast_no_vote():
+    decider = Decider(DecisionConfig(reclassify_every=3, vote_frames=5))
+    people_in_view(decider, 7, lambda i, p: MASKED)  # classified on frames 0, 1, 2 and 5
+    (track,) = decider.tracks
+    assert len(track.votes) == 4 and track.frames_seen == 7
+
+
+def test_an_unsure_look_at_a_settled_person_brings_back_a_look_on_every_frame():
+    decider = Decider(DecisionConfig(reclassify_every=3))
+    classified, _, _ = people_in_view(decider, 12, lambda i, p: UNSURE if i == 5 else MASKED)
+    assert [c[0] for c in classified[5:9]] == [True, True, False, False]  # unsure at 5, sure again at 6
+
+
+def test_six_settled_people_share_the_classifier_evenly():
+    decider = Decider(DecisionConfig(reclassify_every=3))
+    boxes = [(10 + 105 * k, 150, 90 + 105 * k, 250) for k in range(6)]
+    classified, _, _ = people_in_view(decider, 30, lambda i, p: MASKED, boxes=boxes)
+    per_frame = [sum(c) for c in classified]
+    assert per_frame[:3] == [6, 6, 6]
+    assert per_frame[9:] == [2] * 21  # ceil(6 / 3) a frame once the looks have spread out
+    for person in range(6):  # and each person at least every third frame
+        looks = [i for i, c in enumerate(classified) if c[person]]
+        assert max(b - a for a, b in zip(looks[3:], looks[4:], strict=False)) <= 3
+
+
+def test_reclassify_every_1_classifies_every_face_on_every_frame():
+    decider = Decider(DecisionConfig(reclassify_every=1))
+    classified, _, _ = people_in_view(decider, 10, lambda i, p: MASKED)
+    assert classified == [[True]] * 10
+
+
+def test_ignored_faces_are_never_to_be_classified():
+    decider = Decider(DecisionConfig(min_face_px=32, edge_margin_px=4))
+    assert decider.to_classify(
+        0.0, FRAME, [(200, 150, 220, 170), (0, 150, 80, 250), (200, 150, 280, 250)]
+    ) == [
+        False,
+        False,
+        True,
+    ]

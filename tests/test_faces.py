@@ -143,12 +143,95 @@ def test_every_strategy_finds_the_astronaut(astronaut, strategy):
     assert iou(face.box, ASTRONAUT_FACE) > 0.6
 
 
-def test_fine_every_skips_the_fine_pass_between_its_frames(astronaut):
-    detector = FaceDetector(DetectorConfig(fine_every=2))
-    small, _ = astronaut_in_frame(astronaut, 48)  # only the fine pass sees it
-    large, _ = astronaut_in_frame(astronaut, 200)  # the coarse pass sees it
-    assert [len(detector.detect(small, frame_order="RGB")) for _ in range(4)] == [1, 0, 1, 0]
-    assert [len(detector.detect(large, frame_order="RGB")) for _ in range(4)] == [1, 1, 1, 1]
+# --- a stream: the fine pass searches the whole frame on every `fine_every`th frame only ---------------
+
+
+class FinePassLog:
+    """Records the input shape of every short-range run of a detector (the runs are real, only counted)."""
+
+    WHOLE = (256, 192)  # the fine pass over a whole 640x480 frame
+
+    def __init__(self, detector: FaceDetector):
+        self.frames: list[list[tuple[int, int]]] = []
+        model = detector.models["short_range"]
+        runner = model._runner
+
+        def logged(width, height):
+            self.frames[-1].append((width, height))
+            return runner(width, height)
+
+        model._runner = logged
+
+    def detect(self, detector: FaceDetector, frame: np.ndarray) -> list[Face]:
+        self.frames.append([])
+        return detector.detect(frame, frame_order="RGB")
+
+    def whole(self) -> list[bool]:
+        return [self.WHOLE in shapes for shapes in self.frames]
+
+
+def drifting(astronaut, face_px, frames, at=(0.5, 0.4), step=(0.004, 0.002)):
+    """A face `face_px` tall moving a few pixels per frame (2 px right, 1 px down in 640x480)."""
+    return [
+        astronaut_in_frame(astronaut, face_px, at=(at[0] + i * step[0], at[1] + i * step[1]))
+        for i in range(frames)
+    ]
+
+
+def test_a_small_face_found_once_is_found_on_every_frame_between_whole_frame_searches(astronaut):
+    detector = FaceDetector(DetectorConfig(fine_every=3), stream=True)
+    log = FinePassLog(detector)
+    for frame, expected in drifting(astronaut, 48, 7):  # 48 px: only the fine pass finds it
+        face = only_face(log.detect(detector, frame))
+        assert iou(face.box, expected) > 0.6, (face.box, expected)
+    assert log.whole() == [True, False, False, True, False, False, True]
+
+
+def test_photos_are_searched_in_full_on_every_call(astronaut):
+    detector = FaceDetector(DetectorConfig(fine_every=3))  # not a stream: maskwatch detect, evaluations
+    log = FinePassLog(detector)
+    small, _ = astronaut_in_frame(astronaut, 48)
+    assert [len(log.detect(detector, small)) for _ in range(4)] == [1, 1, 1, 1]
+    assert log.whole() == [True] * 4
+
+
+def test_the_first_face_in_an_empty_scene_is_found_on_its_first_frame(astronaut):
+    detector = FaceDetector(DetectorConfig(fine_every=3), stream=True)
+    empty = np.full((480, 640, 3), 100, np.uint8)
+    small, _ = astronaut_in_frame(astronaut, 48)
+    assert [len(detector.detect(f, frame_order="RGB")) for f in [empty] * 4 + [small] * 3] == [0] * 4 + [
+        1
+    ] * 3
+
+
+def test_a_new_small_face_beside_a_followed_one_is_found_within_fine_every_frames(astronaut):
+    detector = FaceDetector(DetectorConfig(fine_every=3), stream=True)
+    one, _ = astronaut_in_frame(astronaut, 48, at=(0.3, 0.4))
+    two, second = astronaut_in_frame(astronaut, 48, at=(0.75, 0.4))
+    two[:, :320] = one[:, :320]  # the first person stays; a second one appears on the right
+    found = [detector.detect(f, frame_order="RGB") for f in [one] * 2 + [two] * 6]
+    assert [len(faces) for faces in found[:2]] == [1, 1]
+    seen = [any(iou(f.box, second) > 0.6 for f in faces) for faces in found[2:]]
+    first = seen.index(True)
+    assert first < 3 and all(seen[first:]), seen  # within fine_every frames, then on every frame
+
+
+def test_a_face_that_leaves_is_not_reported_from_memory(astronaut):
+    detector = FaceDetector(DetectorConfig(fine_every=3), stream=True)
+    small, _ = astronaut_in_frame(astronaut, 48)
+    empty = np.full((480, 640, 3), 100, np.uint8)
+    assert [len(detector.detect(f, frame_order="RGB")) for f in [small, small, empty, empty]] == [1, 1, 0, 0]
+
+
+def test_a_new_frame_size_is_searched_in_full(astronaut):
+    detector = FaceDetector(DetectorConfig(fine_every=3), stream=True)
+    log = FinePassLog(detector)
+    small, _ = astronaut_in_frame(astronaut, 48)
+    wide, _ = astronaut_in_frame(astronaut, 64, frame_wh=(800, 450))
+    for frame in (small, small, wide):
+        assert len(log.detect(detector, frame)) == 1
+    assert log.whole()[:2] == [True, False]
+    assert (256, 144) in log.frames[2]  # the whole fine pass at the new frame's aspect
 
 
 def test_two_faces_are_two_detections(detector, astronaut):
@@ -258,3 +341,40 @@ def test_input_shapes_keep_the_frame_aspect_in_multiples_of_16():
     assert blazeface.input_shape_for(480, 640, 320) == (240, 320)
     assert blazeface.input_shape_for(1920, 1080, 256) == (256, 144)
     assert blazeface.input_shape_for(1000, 100, 128) == (128, 16)
+
+
+def test_letterbox_to_input_undoes_to_frame():
+    _, box = blazeface.letterbox(np.zeros((480, 640, 3), np.uint8), 128, 128)
+    points = np.array([[0.0, 0.0], [320.0, 240.0], [640.0, 480.0]])
+    assert np.allclose(box.to_frame(box.to_input(points)), points)
+    assert np.allclose(box.to_input(points), [[0, 16], [64, 64], [128, 112]])
+
+
+def test_iou_matrix_matches_one_to_many():
+    a = np.array([[0, 0, 10, 10], [5, 0, 15, 10]], np.float32)
+    b = np.array([[0, 0, 10, 10], [20, 20, 30, 30], [5, 5, 15, 15]], np.float32)
+    expected = np.stack([blazeface.iou_one_to_many(box, b) for box in a])
+    assert np.allclose(blazeface.iou_matrix(a, b), expected)
+    assert blazeface.iou_matrix(a, np.zeros((0, 4))).shape == (2, 0)
+
+
+def test_a_window_is_the_smallest_side_that_holds_the_face_with_context():
+    # a 30 px face needs 1.6 x 30 = 48 -> 64; a 50 px face 80 -> 96; centred on the face
+    assert blazeface.crop_windows(np.array([[100, 80, 130, 110]]), 256, 192, (64, 96, 128), 1.6) == [
+        (83, 63, 64)
+    ]
+    assert blazeface.crop_windows(np.array([[100, 80, 150, 130]]), 256, 192, (64, 96, 128), 1.6) == [
+        (77, 57, 96)
+    ]
+
+
+def test_a_window_near_the_border_is_moved_inside_the_input():
+    (x0, y0, side), *_ = blazeface.crop_windows(np.array([[0, 170, 30, 192]]), 256, 192, (64,), 1.6)
+    assert (x0, y0, side) == (0, 128, 64)
+
+
+def test_a_face_inside_a_larger_faces_window_gets_no_window_of_its_own():
+    boxes = np.array([[100, 60, 160, 120], [125, 85, 135, 95]])  # the second sits in the first's window
+    assert len(blazeface.crop_windows(boxes, 256, 192, (64, 96, 128), 1.6)) == 1
+    apart = np.array([[20, 60, 80, 120], [200, 85, 210, 95]])
+    assert len(blazeface.crop_windows(apart, 256, 192, (64, 96, 128), 1.6)) == 2

@@ -88,6 +88,50 @@ def test_frame_results_carry_faces_stage_times_and_the_clocks_fps(detector, colo
     assert face.scores.keys() == {"with_mask", "without_mask", "mask_weared_incorrect"}
 
 
+class CountingClassifier:
+    """The real colour classifier, counting the faces it is given."""
+
+    def __init__(self, classifier):
+        self.classifier, self.faces_per_frame = classifier, []
+
+    def classify(self, frame, boxes, frame_order="BGR"):
+        self.faces_per_frame.append(len(boxes))
+        return self.classifier.classify(frame, boxes, frame_order)
+
+
+def replay_stream(frames, color_classifier):
+    """The daemon's setup: a stream detector, the default decision settings, 15 fps."""
+    classifier, recorder = CountingClassifier(color_classifier), Recorder()
+    summary = replay(frames, FaceDetector(stream=True), classifier, NullAlarm(), recorder)
+    return summary, recorder, classifier
+
+
+def test_a_settled_masked_person_is_classified_on_about_one_frame_in_three(color_classifier):
+    summary, recorder, classifier = replay_stream(approaching("with_mask", 30), color_classifier)
+    assert all(len(r.faces) == 1 for r in recorder.frames)  # seen on every frame (from 60 px)
+    assert [r.faces[0].decision for r in recorder.frames[2:]] == ["ok"] * 28 and summary.events == []
+    assert sum(classifier.faces_per_frame) <= 3 + 28 // 3 + 1  # 3 votes to decide, then one in three
+    assert [r.faces[0].label for r in recorder.frames[:3]] == ["with_mask"] * 3
+
+
+def test_a_settled_masked_person_who_pulls_the_mask_down_alarms_within_half_a_second(color_classifier):
+    masked, bare = approaching("with_mask", 40), approaching("without_mask", 40)
+    summary, recorder, _ = replay_stream(masked[:20] + bare[20:], color_classifier)
+    assert recorder.frames[19].faces[0].decision == "ok"
+    (event,) = summary.events
+    assert event.label == "without_mask" and event.track_id == 1  # the same person, now a violator
+    assert event.timestamp - recorder.frames[20].timestamp <= 0.5
+
+
+def test_a_new_violator_alarms_within_half_a_second_with_a_stream_detector(color_classifier):
+    frames = empty(5) + approaching("without_mask", 30) + empty(5)
+    summary, recorder, _ = replay_stream(frames, color_classifier)
+    (event,) = summary.events
+    first_seen = next(r.timestamp for r in recorder.frames if r.faces)
+    assert event.timestamp - first_seen <= 0.5
+    assert first_seen == recorder.frames[5].timestamp  # found on the frame the person came in
+
+
 class NullAlarm:
     def __init__(self):
         self.calls = []

@@ -10,7 +10,6 @@ keypoints in image pixels. `--annotate DIR` writes each image with its boxes, la
 from __future__ import annotations
 
 import argparse
-import dataclasses
 import json
 import logging
 import sys
@@ -124,7 +123,7 @@ def handle(args: argparse.Namespace) -> int:
         return 2
     try:
         config = load_config(config_path(args.config))
-        detector = FaceDetector(dataclasses.replace(config.detector, fine_every=1))  # every photo in full
+        detector = FaceDetector(config.detector)  # not a stream: every photo is searched in full
         model = Path(config.classifier.model) if config.classifier.model else None
         classifier = MaskClassifier(model, threads=config.classifier.threads)
     except (ConfigError, ModelMetadataError, FileNotFoundError, ImportError) as exc:
