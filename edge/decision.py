@@ -71,6 +71,7 @@ class Track:
     decision: str = PENDING
     alarmed_at: float | None = None
     unclassified: int = 0  # frames seen since the face was last classified
+    latest: Observation | None = None  # the latest classified look at the face
 
 
 def iou(a: Box, b: Box) -> float:
@@ -214,7 +215,10 @@ class Decider:
         self._last_update = timestamp
         decisions, events = [], []
         for face, track in zip(faces, tracks, strict=True):
-            track.unclassified = 0 if face.label is not None else track.unclassified + 1
+            if face.label is not None:
+                track.unclassified, track.latest = 0, face
+            else:
+                track.unclassified += 1
             reason = self.ignore_reason(face.box, *frame_size)
             if reason is None and face.label is not None:
                 self._vote(track, face)

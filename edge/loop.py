@@ -70,7 +70,8 @@ def process_frame(
 
     The decider says which faces to classify: never those it would ignore (too small, cut by the edge,
     outside the ROI), and a settled person's only on some frames (`decision.reclassify_every`). Those go
-    to the classifier in one batch; the others carry no label on this frame and cast no vote.
+    to the classifier in one batch; the others cast no vote on this frame, and a settled person's face
+    result shows their latest classification.
     """
     t0 = perf_counter()
     faces = [] if skip_detection else detector.detect(frame, frame_order="BGR")
@@ -86,6 +87,11 @@ def process_frame(
     observations = [_observation(face, by_face.get(i)) for i, face in enumerate(faces)]
     decisions, events = decider.update(timestamp, (width, height), observations)
     t3 = perf_counter()
+    latest = {t.track_id: t.latest for t in decider.tracks}
+    observations = [
+        (latest.get(d.track_id) or obs) if obs.label is None and d.decision != IGNORED else obs
+        for obs, d in zip(observations, decisions, strict=True)
+    ]
     results = tuple(
         FaceResult(
             box=tuple(float(v) for v in face.box),

@@ -15,7 +15,7 @@ import numpy as np
 @dataclass(frozen=True)
 class FaceResult:
     box: tuple[float, float, float, float]  # x1, y1, x2, y2 pixels in the analysed frame
-    label: str  # the classifier's top label this frame; "" when not classified this frame
+    label: str  # the classifier's top label: this frame's, or a settled person's latest; "" if ignored
     score: float  # its probability
     scores: dict[str, float]
     keypoints: tuple[tuple[float, float], ...] = ()

@@ -111,7 +111,8 @@ def test_a_settled_masked_person_is_classified_on_about_one_frame_in_three(color
     assert all(len(r.faces) == 1 for r in recorder.frames)  # seen on every frame (from 60 px)
     assert [r.faces[0].decision for r in recorder.frames[2:]] == ["ok"] * 28 and summary.events == []
     assert sum(classifier.faces_per_frame) <= 3 + 28 // 3 + 1  # 3 votes to decide, then one in three
-    assert [r.faces[0].label for r in recorder.frames[:3]] == ["with_mask"] * 3
+    # frames without a look show the person's latest classification
+    assert [r.faces[0].label for r in recorder.frames] == ["with_mask"] * 30
 
 
 def test_a_settled_masked_person_who_pulls_the_mask_down_alarms_within_half_a_second(color_classifier):
