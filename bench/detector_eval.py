@@ -36,12 +36,14 @@ from edge.config import DetectorConfig
 from edge.faces import FaceDetector
 from edge.scoring import SIZE_BUCKETS, match_boxes, size_bucket
 
+# the face verifier (on by default) is off in the others, so they show BlazeFace's own trade-offs
 STRATEGIES = {
-    "pyramid (default)": DetectorConfig(),
-    "pyramid, fine 320": DetectorConfig(fine_size=320),
-    "dual": DetectorConfig(strategy="dual"),
-    "full_range": DetectorConfig(strategy="full_range"),
-    "short_range": DetectorConfig(strategy="short_range"),
+    "pyramid (default, face verifier on)": DetectorConfig(),
+    "pyramid, no verifier": DetectorConfig(verifier=False),
+    "pyramid, fine 320, no verifier": DetectorConfig(fine_size=320, verifier=False),
+    "dual": DetectorConfig(strategy="dual", verifier=False),
+    "full_range": DetectorConfig(strategy="full_range", verifier=False),
+    "short_range": DetectorConfig(strategy="short_range", verifier=False),
 }
 # stream settings, timed on clips of `fine_every` frames (photos are searched in full every time)
 TIMING_ONLY = {
