@@ -191,13 +191,13 @@ class App:
         self.events += len(summary.events)
         return summary
 
-    def request_stop(self) -> None:
+    def request_stop(self, *, from_signal: bool = False) -> None:
         self._terminate = True
-        self._interrupt.set()
+        _set_event(self._interrupt, from_signal)
 
-    def request_reload(self) -> None:
+    def request_reload(self, *, from_signal: bool = False) -> None:
         self._reload = True
-        self._interrupt.set()
+        _set_event(self._interrupt, from_signal)
 
     def reload(self) -> bool:
         """Re-read the config file; rebuild the stages it changed. False keeps the last good config."""
@@ -255,15 +255,30 @@ class App:
 
         def on_stop(signum, _frame):
             log.info("%s: stopping", signal.Signals(signum).name)
-            self.request_stop()
+            self.request_stop(from_signal=True)
 
         def on_hup(_signum, _frame):
             log.info("SIGHUP: reloading %s", self.config_path or "the defaults")
-            self.request_reload()
+            self.request_reload(from_signal=True)
 
         handlers = {signal.SIGTERM: on_stop, signal.SIGINT: on_stop, signal.SIGHUP: on_hup}
         previous = {sig: signal.signal(sig, handler) for sig, handler in handlers.items()}
         return lambda: [signal.signal(sig, handler) for sig, handler in previous.items()]
+
+
+def _set_event(event: threading.Event, from_signal: bool) -> None:
+    """Set `event`; from a signal handler, on a short-lived thread so that it cannot deadlock.
+
+    Python runs a signal handler on the main thread between two bytecodes, which may be inside
+    `event.wait()` (the frame pacer, the camera's retry backoff) while that thread holds the event's
+    internal lock; `event.set()` in the handler then waits for that lock forever. A SIGHUP hung the
+    daemon that way, and a hung SIGTERM ends in systemd's SIGKILL with the alarm outputs left as they
+    were. The thread sets the event as soon as the handler has returned and the lock is free.
+    """
+    if from_signal:
+        threading.Thread(target=event.set, name="maskwatch-signal", daemon=True).start()
+    else:
+        event.set()
 
 
 def _apply_log_level(config: Config) -> str:

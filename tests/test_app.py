@@ -136,6 +136,34 @@ def test_sigterm_in_process_turns_every_output_off(tmp_path, pins):
     assert signal.getsignal(signal.SIGTERM) is signal.SIG_DFL or callable(signal.getsignal(signal.SIGTERM))
 
 
+@pytest.mark.parametrize("signum", [signal.SIGHUP, signal.SIGTERM])
+def test_a_signal_that_arrives_while_the_loop_waits_on_its_event_wakes_it_without_deadlock(signum):
+    # The frame pacer and the camera's retry backoff wait on the app's event; Python may run the
+    # handler while the main thread holds that event's lock. Setting the event right in the handler
+    # hung the daemon for good (seen once in test_sighup_reloads_...). A subprocess, so a hang fails.
+    script = f"""
+import os, signal
+from edge.app import App
+app = App()
+restore = app._install_signal_handlers()
+with app._interrupt._cond:  # where the main thread is while it waits on the event
+    os.kill(os.getpid(), {int(signum)})
+    for _ in range(10000):  # the handler runs between these bytecodes, the lock held
+        pass
+assert app._interrupt.wait(5), "the signal did not wake the loop"
+print("reload" if app._reload else "terminate" if app._terminate else "nothing")
+"""
+    done = subprocess.run(
+        [sys.executable, "-c", script],
+        capture_output=True,
+        text=True,
+        timeout=60,
+        cwd=Path(__file__).parents[1],
+    )
+    assert done.returncode == 0, done.stderr
+    assert done.stdout.split()[-1] == ("reload" if signum == signal.SIGHUP else "terminate")
+
+
 def test_a_crash_mid_run_still_turns_the_outputs_off(tmp_path, pins):
     class CrashingApp(App):
         def _detector(self, config):
