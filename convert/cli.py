@@ -22,6 +22,7 @@ import numpy as np
 
 from convert.bias_correction import correct_biases
 from convert.crop_sets import CropSet, CropSetError, from_samples, load_npz
+from convert.logit_offsets import LogitOffsetError, apply_logit_offsets, parse_offsets
 from convert.parity import float_probabilities, parity_report
 from convert.quantize import QuantizationError, check_io_quantization, to_int8_tflite
 from convert.samples import hash_split, samples_from_data, stratified_indices, stratified_pick
@@ -63,6 +64,14 @@ def build_parser() -> argparse.ArgumentParser:
     parser.add_argument("--model-version", help="stored in the metadata (default: the run's, else today)")
     parser.add_argument("--threads", type=int, default=2, help="TFLite threads for the parity run")
     parser.add_argument("--seed", type=int, default=0)
+    parser.add_argument(
+        "--logit-offset",
+        action="append",
+        default=[],
+        metavar="LABEL=VALUE",
+        help="add VALUE to LABEL's logit in the final layer before quantizing (recorded in the sidecar; "
+        "see convert/logit_offsets.py); repeatable",
+    )
     return parser
 
 
@@ -158,6 +167,8 @@ def convert(args: argparse.Namespace) -> dict:
     log.info("calibrating on %d real training crops (%s)", len(calibration), calibration.origin)
     model = keras.saving.load_model(run.keras_model, compile=False)
     _check_keras_model(model, run)
+    offsets = parse_offsets(args.logit_offset, run.labels)
+    apply_logit_offsets(model, offsets, run.labels)
     started = time.monotonic()
     to_quantize = model if args.no_bias_correction else correct_biases(model, calibration.crops)
     flatbuffer = to_int8_tflite(to_quantize, calibration.crops)
@@ -170,6 +181,7 @@ def convert(args: argparse.Namespace) -> dict:
             "calibration_crops": len(calibration),
             "calibration_from": calibration.origin,
             "bias_correction": not args.no_bias_correction,
+            "logit_offsets": offsets,
         }
         metadata = _metadata(run, staged, args.model_version, conversion)
         save_metadata(metadata, staged)
@@ -224,7 +236,14 @@ def main(argv: list[str] | None = None) -> int:
         return 2
     try:
         report = convert(args)
-    except (TrainingOutputError, DatasetError, CropSetError, QuantizationError, ParityError) as exc:
+    except (
+        TrainingOutputError,
+        DatasetError,
+        CropSetError,
+        QuantizationError,
+        ParityError,
+        LogitOffsetError,
+    ) as exc:
         print(f"error: {exc}", file=sys.stderr)
         return 1
     _print_summary(report, args.out)

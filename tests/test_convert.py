@@ -150,6 +150,7 @@ def test_conversion_parity_and_sidecar_round_trip(color_run, capsys):
     assert meta.preprocess.input_size == 24
     assert meta.training["conversion"]["calibration_crops"] == 312
     assert meta.training["conversion"]["agreement"] == 1.0
+    assert meta.training["conversion"]["logit_offsets"] == {}  # none asked for: the network as trained
 
     parity = json.loads((out / "mask_classifier_parity.json").read_text())
     assert parity["n"] == 78
@@ -308,3 +309,43 @@ def test_correct_biases_changes_only_betas_of_a_copy():
         corrected.get_layer("base").get_layer("c1_BN").get_weights(),
     )
     assert np.array_equal(c1[0], c1_new[0]) and not np.array_equal(c1[1], c1_new[1])  # gamma kept, beta moved
+
+
+# --- logit offsets ---------------------------------------------------------------------------------
+
+
+def test_logit_offsets_are_parsed_by_label_and_bad_ones_are_named():
+    from convert.logit_offsets import LogitOffsetError, parse_offsets
+
+    assert parse_offsets(["mask_weared_incorrect=-1", "with_mask=0.5"], LABELS) == {
+        "mask_weared_incorrect": -1.0,
+        "with_mask": 0.5,
+    }
+    for bad, named in (
+        ("incorrect=-1", "'incorrect'"),
+        ("mask_weared_incorrect", "LABEL=VALUE"),
+        ("with_mask=x", "'x'"),
+    ):
+        with pytest.raises(LogitOffsetError, match=named):
+            parse_offsets([bad], LABELS)
+
+
+@pytest.mark.workstation
+def test_a_logit_offset_shifts_the_softmax_layer_and_only_that_class():
+    keras = pytest.importorskip("keras")
+    from convert.logit_offsets import LogitOffsetError, apply_logit_offsets
+
+    inputs = keras.Input((4,))
+    model = keras.Model(inputs, keras.layers.Dense(3, activation="softmax", name="scores")(inputs))
+    x = np.random.default_rng(0).normal(size=(64, 4)).astype(np.float32)
+    before = model.predict(x, verbose=0)
+    apply_logit_offsets(model, {"mask_weared_incorrect": -1.0}, LABELS)
+    after = model.predict(x, verbose=0)
+    # softmax(z + b e_2): the worn-wrong odds against each other class fall by exactly e^-1
+    np.testing.assert_allclose(after[:, 2] / after[:, 0], before[:, 2] / before[:, 0] * np.exp(-1), rtol=1e-4)
+    np.testing.assert_allclose(after[:, 1] / after[:, 0], before[:, 1] / before[:, 0], rtol=1e-4)
+    assert (after.argmax(1) == 2).sum() < (before.argmax(1) == 2).sum()
+
+    plain = keras.Model(inputs, keras.layers.Dense(3, name="logits")(inputs))
+    with pytest.raises(LogitOffsetError, match="softmax"):
+        apply_logit_offsets(plain, {"with_mask": 1.0}, LABELS)
