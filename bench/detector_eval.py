@@ -280,10 +280,10 @@ def report(results: dict, timings: dict, labels: dict, data_root: Path, stream: 
     return "\n".join(out) + "\n"
 
 
-def write_into(doc: Path, text: str) -> None:
+def write_into(doc: Path, text: str, start_mark: str = MARK_START, end_mark: str = MARK_END) -> None:
     """Replace the part of `doc` between the results markers with `text`."""
     content = doc.read_text()
-    start, end = content.index(MARK_START) + len(MARK_START), content.index(MARK_END)
+    start, end = content.index(start_mark) + len(start_mark), content.index(end_mark)
     doc.write_text(content[:start] + "\n" + text + content[end:])
 
 

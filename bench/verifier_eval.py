@@ -23,7 +23,7 @@ from pathlib import Path
 import numpy as np
 
 from bench.detector_data import closeup_frames, scene_frames, split_scenes
-from bench.detector_eval import DEFAULT_DATA, Tally, size_table, summary_table
+from bench.detector_eval import DEFAULT_DATA, Tally, size_table, summary_table, write_into
 from edge.config import DetectorConfig
 from edge.faces import FaceDetector
 from edge.verifier import FaceVerifier, verifier_model_path
@@ -133,12 +133,6 @@ def report(results, counts, timings, labels, model: Path) -> str:
     return "\n".join(out) + "\n"
 
 
-def write_into(doc: Path, text: str) -> None:
-    content = doc.read_text()
-    start, end = content.index(MARK_START) + len(MARK_START), content.index(MARK_END)
-    doc.write_text(content[:start] + "\n" + text + content[end:])
-
-
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(
         prog="python -m bench.verifier_eval", description=__doc__.splitlines()[0]
@@ -181,7 +175,7 @@ def main(argv: list[str] | None = None) -> int:
     text = report(results, counts, timings, labels, model)
     print(text)
     if args.write:
-        write_into(args.write, text)
+        write_into(args.write, text, MARK_START, MARK_END)
     return 0
 
 

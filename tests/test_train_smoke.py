@@ -107,7 +107,8 @@ def _write_dataset(root: Path, rng: np.random.Generator) -> dict:
     return found
 
 
-def test_tiny_training_run_writes_its_folder(tmp_path):
+def _tiny_run(tmp_path: Path, **overrides) -> RunOptions:
+    """Options for a run on the tiny dataset, written under tmp_path: random weights, 32 px, 1+1 epochs."""
     data = tmp_path / "data"
     keypoints = _write_dataset(data, np.random.default_rng(0))
     (tmp_path / "keypoints.json").write_text(json.dumps(keypoints))
@@ -120,6 +121,11 @@ def test_tiny_training_run_writes_its_folder(tmp_path):
         val_fraction=0.3,
         cache_dir=tmp_path / "cache",
     )
+    return dataclasses.replace(options, **overrides)
+
+
+def test_tiny_training_run_writes_its_folder(tmp_path):
+    options = _tiny_run(tmp_path)
     summary = train_model(options)
     out = tmp_path / "run"
     for name in (
@@ -137,19 +143,7 @@ def test_tiny_training_run_writes_its_folder(tmp_path):
 
 
 def test_a_held_out_source_is_kept_out_of_training_and_scored_as_unseen(tmp_path):
-    data = tmp_path / "data"
-    keypoints = _write_dataset(data, np.random.default_rng(0))
-    (tmp_path / "keypoints.json").write_text(json.dumps(keypoints))
-    options = RunOptions(
-        data_root=data,
-        out_dir=tmp_path / "run",
-        weights_path=None,
-        keypoints_path=tmp_path / "keypoints.json",
-        fit=FitConfig(input_size=32, batch_size=8, head_epochs=1, finetune_epochs=1, finetune_from_block=15),
-        val_fraction=0.3,
-        cache_dir=tmp_path / "cache",
-        held_out_sources=("scenes",),
-    )
+    options = _tiny_run(tmp_path, held_out_sources=("scenes",))
     summary = train_model(options)
     out = tmp_path / "run"
     used = json.loads((out / "split_train.json").read_text()) + json.loads(
@@ -165,15 +159,7 @@ def test_a_held_out_source_is_kept_out_of_training_and_scored_as_unseen(tmp_path
 def test_the_drawn_mask_ablation_still_cleans_faces2_but_draws_nothing(tmp_path):
     from train.run import build_records
 
-    data = tmp_path / "data"
-    keypoints = _write_dataset(data, np.random.default_rng(0))
-    (tmp_path / "keypoints.json").write_text(json.dumps(keypoints))
-    options = RunOptions(
-        data_root=data,
-        out_dir=tmp_path / "run",
-        weights_path=None,
-        keypoints_path=tmp_path / "keypoints.json",
-    )
+    options = _tiny_run(tmp_path)
     with_drawn, notes = build_records(options)
     without_drawn, ablation_notes = build_records(dataclasses.replace(options, draw_masks=False))
     assert notes["synthesized"] > 0 and any(r.source.startswith("synth:") for r in with_drawn)
