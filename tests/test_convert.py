@@ -349,3 +349,11 @@ def test_a_logit_offset_shifts_the_softmax_layer_and_only_that_class():
     plain = keras.Model(inputs, keras.layers.Dense(3, name="logits")(inputs))
     with pytest.raises(LogitOffsetError, match="softmax"):
         apply_logit_offsets(plain, {"with_mask": 1.0}, LABELS)
+
+
+def test_the_int8_report_compares_with_the_float_model_plus_the_conversion_offsets():
+    from train.int8_report import offset_top1
+
+    float_probs = np.array([[0.40, 0.20, 0.40 + 1e-3], [0.1, 0.1, 0.8]])
+    assert offset_top1(float_probs, {}, LABELS).tolist() == [2, 2]
+    assert offset_top1(float_probs, {"mask_weared_incorrect": -1.0}, LABELS).tolist() == [0, 2]

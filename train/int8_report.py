@@ -30,13 +30,22 @@ def validation_records(run_dir: Path) -> list[FaceRecord]:
     ]
 
 
+def offset_top1(probabilities: np.ndarray, offsets: dict[str, float], labels: list[str]) -> np.ndarray:
+    """The float model's top-1 with the conversion's logit offsets (convert/logit_offsets.py) added,
+    so that agreement compares the int8 model with the float model it was made from."""
+    shift = np.array([offsets.get(label, 0.0) for label in labels])
+    return (np.log(np.clip(probabilities, 1e-12, None)) + shift).argmax(axis=1)
+
+
 def int8_reports(run_dir: Path, model: Path, threads: int = 2) -> dict:
     saved = np.load(run_dir / "validation.npz")
     records = validation_records(run_dir)
     if [r.key for r in records] != saved["keys"].tolist():
         raise ValueError(f"{run_dir}: split_val.json and validation.npz list different faces")
-    probabilities = MaskClassifier(model, threads=threads).classify_crops(saved["crops"])
-    float_top1 = np.load(run_dir / "validation_probabilities.npy").argmax(axis=1)
+    classifier = MaskClassifier(model, threads=threads)
+    probabilities = classifier.classify_crops(saved["crops"])
+    offsets = classifier.metadata.training.get("conversion", {}).get("logit_offsets") or {}
+    float_top1 = offset_top1(np.load(run_dir / "validation_probabilities.npy"), offsets, classifier.labels)
     int8_top1 = probabilities.argmax(axis=1)
     big = saved["face_px"] >= 32
     reports = slice_reports(records, int8_top1)
