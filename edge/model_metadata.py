@@ -18,6 +18,13 @@ LABELS = ("with_mask", "without_mask", "mask_weared_incorrect")
 FORMAT_VERSION = 1
 
 
+def sidecar_json(metadata) -> str:
+    """A metadata dataclass with a `preprocess` spec as the sidecar's JSON text (stable key order)."""
+    data = asdict(metadata)
+    data["preprocess"] = metadata.preprocess.to_dict()
+    return json.dumps(data, indent=2, sort_keys=True) + "\n"
+
+
 class ModelMetadataError(ValueError):
     """The model and its metadata disagree, or the metadata is missing or malformed."""
 
@@ -41,9 +48,7 @@ class ModelMetadata:
     format_version: int = FORMAT_VERSION
 
     def to_json(self) -> str:
-        data = asdict(self)
-        data["preprocess"] = self.preprocess.to_dict()
-        return json.dumps(data, indent=2, sort_keys=True) + "\n"
+        return sidecar_json(self)
 
     @classmethod
     def from_dict(cls, data: dict, source: str = "metadata") -> ModelMetadata:

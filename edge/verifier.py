@@ -12,12 +12,19 @@ from __future__ import annotations
 
 import json
 import logging
-from dataclasses import asdict, dataclass, field
+from dataclasses import dataclass, field
 from pathlib import Path
 
 import numpy as np
 
-from edge.model_metadata import ModelMetadataError, QuantParams, file_sha256, sidecar_path, validate_against
+from edge.model_metadata import (
+    ModelMetadataError,
+    QuantParams,
+    file_sha256,
+    sidecar_json,
+    sidecar_path,
+    validate_against,
+)
 from edge.paths import models_dir
 from edge.preprocess import Box, PreprocessSpec, crop_face
 from edge.runtime import dequantize, load_interpreter, quant_params
@@ -53,9 +60,7 @@ class VerifierMetadata:
     format_version: int = FORMAT_VERSION
 
     def to_json(self) -> str:
-        data = asdict(self)
-        data["preprocess"] = self.preprocess.to_dict()
-        return json.dumps(data, indent=2, sort_keys=True) + "\n"
+        return sidecar_json(self)
 
     @classmethod
     def from_dict(cls, data: dict, source: str = "verifier metadata") -> VerifierMetadata:
