@@ -97,7 +97,8 @@ def load_metadata(model_path: Path) -> ModelMetadata:
     return meta
 
 
-def save_metadata(meta: ModelMetadata, model_path: Path) -> Path:
+def save_metadata(meta, model_path: Path) -> Path:
+    """Write `meta` (the classifier's or the face verifier's metadata) beside `model_path`, naming its sha256."""
     meta.model_sha256 = file_sha256(model_path)
     path = sidecar_path(model_path)
     path.write_text(meta.to_json())

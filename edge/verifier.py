@@ -111,13 +111,6 @@ def load_verifier_metadata(model_path: Path) -> VerifierMetadata:
     return meta
 
 
-def save_verifier_metadata(meta: VerifierMetadata, model_path: Path) -> Path:
-    meta.model_sha256 = file_sha256(model_path)
-    path = sidecar_path(model_path)
-    path.write_text(meta.to_json())
-    return path
-
-
 class FaceVerifier:
     """Face probability of boxes in a frame, from the int8 verifier; `is_face` applies its threshold."""
 

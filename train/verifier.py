@@ -23,8 +23,9 @@ from pathlib import Path
 
 import numpy as np
 
+from edge.model_metadata import save_metadata
 from edge.preprocess import PreprocessSpec
-from edge.verifier import LABELS, VerifierMetadata, save_verifier_metadata
+from edge.verifier import LABELS, VerifierMetadata
 from train.verifier_data import DATA_VERSION, CropSet, excluded_sources, mine
 
 log = logging.getLogger(__name__)
@@ -179,7 +180,7 @@ def export(model, data: CropSet, val: np.ndarray, out: Path, training: dict) -> 
         output=quant_params(outp),
         training=training,
     )
-    save_verifier_metadata(meta, out)
+    save_metadata(meta, out)
     log.info("wrote %s (%d bytes) and its sidecar: threshold %.3f, %s", out, len(tflite), threshold, training)
     return meta
 
