@@ -33,7 +33,7 @@ from edge.config import DetectorConfig
 from edge.fetch_detector import FETCH_COMMAND
 from edge.paths import detector_dir
 from edge.runtime import load_interpreter
-from edge.verifier import FaceVerifier
+from edge.verifier import FaceVerifier, VerdictMemory
 
 log = logging.getLogger(__name__)
 
@@ -313,6 +313,7 @@ class FaceDetector:
             for name in dict.fromkeys(p.model for p in self.passes)
         }
         self.verifier = FaceVerifier() if self.config.verifier else None  # missing model: a clear error
+        self._verdicts = VerdictMemory() if stream else None  # at a fixed camera, the same patch again
         if self.verifier is not None:
             floor = self.config.verifier_floor
             self.passes = tuple(dataclasses.replace(p, floor=min(floor, p.threshold)) for p in self.passes)
@@ -323,6 +324,8 @@ class FaceDetector:
     def reset(self) -> None:
         """Forget the stream: the next frame is searched in full."""
         self._since_whole, self._shape, self._followed = None, None, []
+        if self._verdicts is not None:
+            self._verdicts.forget()
 
     def candidates(self, frame: np.ndarray, frame_order: str = "BGR", whole: bool = True) -> Candidates:
         """The raw candidates of every pass, pooled, before NMS.
@@ -418,7 +421,8 @@ class FaceDetector:
         Unsure candidates are merged by the same weighted NMS. One that overlaps a face already kept
         (IoU above nms_iou) is that face, and one lying mostly inside it is a part of it (the eyes and
         mask of a face found whole at another scale): both are dropped unchecked. The verifier sees the
-        rest, a few per frame at most, best score first.
+        rest, a few per frame at most, best score first; in a stream, a candidate that has not moved since
+        the verifier answered for it on a recent frame takes that answer (VerdictMemory).
         """
         u_boxes, u_keypoints, u_scores = blazeface.weighted_nms(
             unsure.boxes, unsure.keypoints, unsure.scores, self.config.nms_iou
@@ -428,7 +432,10 @@ class FaceDetector:
         new = [i for i, b in enumerate(u_boxes) if not _covered(b, boxes, self.config.nms_iou)]
         if not new:
             return boxes, keypoints, scores
-        face = self.verifier.is_face(frame, u_boxes[new], frame_order)
+        if self._verdicts is not None:
+            face = self._verdicts.is_face(self.verifier, frame, u_boxes[new], frame_order)
+        else:
+            face = self.verifier.is_face(frame, u_boxes[new], frame_order)
         for i in (i for i, is_face in zip(new, face, strict=True) if is_face):
             if not _covered(u_boxes[i], boxes, self.config.nms_iou):
                 boxes = np.concatenate([boxes, u_boxes[i : i + 1]])

@@ -321,6 +321,45 @@ def test_weighted_nms_keeps_boxes_that_overlap_too_little():
     assert np.allclose(merged, [0.8])
 
 
+def _weighted_nms_one_cluster_at_a_time(boxes, keypoints, scores, iou_threshold):
+    """MediaPipe's weighted NMS written the plain way: the reference the fast one must agree with."""
+    order = np.argsort(-scores, kind="stable")
+    boxes, keypoints, scores = boxes[order], keypoints[order], scores[order]
+    out = []
+    remaining = np.arange(len(scores))
+    while remaining.size:
+        overlapping = blazeface.iou_one_to_many(boxes[remaining[0]], boxes[remaining]) > iou_threshold
+        overlapping[0] = True
+        cluster = remaining[overlapping]
+        weights = scores[cluster] / scores[cluster].sum()
+        out.append(
+            (weights @ boxes[cluster], np.tensordot(weights, keypoints[cluster], axes=1), scores[cluster[0]])
+        )
+        remaining = remaining[~overlapping]
+    return [np.array(column) for column in zip(*out, strict=True)]
+
+
+@pytest.mark.parametrize("matrix_max", [blazeface.NMS_MATRIX_MAX, 0])  # all IoUs at once, or row by row
+def test_weighted_nms_agrees_with_the_plain_algorithm_on_crowded_candidates(monkeypatch, matrix_max):
+    monkeypatch.setattr(blazeface, "NMS_MATRIX_MAX", matrix_max)
+    rng = np.random.default_rng(7)
+    centres = rng.uniform(0, 200, (12, 2))  # a dozen faces, each fired by a cloud of anchors
+    jitter = rng.normal(0, 3, (240, 2))
+    sizes = rng.uniform(20, 40, (240, 1))
+    anchor_centres = centres[rng.integers(0, 12, 240)] + jitter
+    boxes = np.concatenate([anchor_centres - sizes / 2, anchor_centres + sizes / 2], axis=1).astype(
+        np.float32
+    )
+    keypoints = (anchor_centres[:, None, :] + rng.normal(0, 5, (240, 6, 2))).astype(np.float32)
+    scores = rng.uniform(0.3, 1.0, 240).astype(np.float32)
+    fast = blazeface.weighted_nms(boxes, keypoints, scores, 0.3)
+    plain = _weighted_nms_one_cluster_at_a_time(boxes, keypoints, scores, 0.3)
+    assert 12 <= len(fast[2]) < 240  # clusters merged, and not everything into one
+    for got, expected in zip(fast, plain, strict=True):
+        assert got.shape == expected.shape
+        assert np.allclose(got, expected, atol=1e-3)
+
+
 def test_weighted_nms_of_nothing_is_nothing():
     boxes, keypoints, scores = blazeface.weighted_nms(np.zeros((0, 4)), np.zeros((0, 6, 2)), np.zeros(0), 0.3)
     assert boxes.shape == (0, 4) and keypoints.shape == (0, 6, 2) and scores.shape == (0,)

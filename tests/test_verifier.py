@@ -23,6 +23,7 @@ from edge.synth.scene import entrance_background, place_face
 from edge.verifier import (
     VERIFIER_COMMAND,
     FaceVerifier,
+    VerdictMemory,
     VerifierMetadata,
     VerifierModelMissingError,
     load_verifier_metadata,
@@ -146,3 +147,82 @@ def test_the_verifier_keeps_a_masked_face_the_plain_thresholds_miss():
 
     assert not found(DetectorConfig(verifier=False))
     assert found(DetectorConfig(verifier=True))
+
+
+# --- in a stream: answers remembered for candidates that stay put ----------------------------------
+
+
+class CountingVerifier:
+    """Calls `answer(box)` for each box it is asked about, and counts them."""
+
+    def __init__(self, answer=lambda box: False):
+        self.answer, self.asked = answer, []
+
+    def is_face(self, frame, boxes, frame_order="BGR"):
+        self.asked.extend(tuple(b) for b in np.asarray(boxes).tolist())
+        return np.array([self.answer(b) for b in np.asarray(boxes)], bool)
+
+
+FRAME = np.zeros((480, 640, 3), np.uint8)
+PATCH = [100.0, 100.0, 150.0, 150.0]
+
+
+def test_a_patch_that_stays_put_is_asked_about_once_every_few_frames():
+    memory, verifier = VerdictMemory(frames=3), CountingVerifier()
+    verdicts = [memory.is_face(verifier, FRAME, [PATCH]) for _ in range(7)]
+    assert len(verifier.asked) == 3  # frames 1, 4 and 7
+    assert not np.concatenate(verdicts).any()
+
+
+def test_a_remembered_answer_is_the_one_the_verifier_gave():
+    memory = VerdictMemory(frames=3)
+    verifier = CountingVerifier(answer=lambda box: box[0] > 300)
+    face, patch = [400.0, 100.0, 460.0, 160.0], PATCH
+    for _ in range(3):
+        assert memory.is_face(verifier, FRAME, [patch, face]).tolist() == [False, True]
+    assert len(verifier.asked) == 2
+
+
+def test_a_candidate_that_moved_is_asked_about_at_once():
+    memory, verifier = VerdictMemory(frames=3), CountingVerifier()
+    memory.is_face(verifier, FRAME, [PATCH])
+    moved = [p + 30 for p in PATCH]  # IoU 0.16 with where it was
+    memory.is_face(verifier, FRAME, [moved])
+    assert verifier.asked == [tuple(PATCH), tuple(moved)]
+
+
+def test_a_forgotten_memory_and_a_one_frame_memory_ask_every_time():
+    memory, verifier = VerdictMemory(frames=3), CountingVerifier()
+    memory.is_face(verifier, FRAME, [PATCH])
+    memory.forget()
+    memory.is_face(verifier, FRAME, [PATCH])
+    one_frame = VerdictMemory(frames=1)
+    for _ in range(3):
+        one_frame.is_face(verifier, FRAME, [PATCH])
+    assert len(verifier.asked) == 5
+    with pytest.raises(ValueError, match="frames"):
+        VerdictMemory(frames=0)
+
+
+class AskedCount:
+    """A real verifier that counts the boxes it is asked about."""
+
+    def __init__(self, verifier: FaceVerifier):
+        self.verifier, self.asked = verifier, 0
+
+    def is_face(self, frame, boxes, frame_order="BGR"):
+        self.asked += len(boxes)
+        return self.verifier.is_face(frame, boxes, frame_order)
+
+
+def test_a_stream_detector_asks_about_a_still_scene_less_and_finds_the_same_faces(verifier):
+    from edge.commands.bench import bench_frame
+
+    frame = bench_frame(6)  # six people; a patch of shirt below one of them is an unsure candidate
+    photo, stream = FaceDetector(), FaceDetector(stream=True)
+    photo.verifier, stream.verifier = AskedCount(verifier), AskedCount(verifier)
+    expected = np.array([f.box for f in photo.detect(frame)])
+    assert len(expected) == 6 and photo.verifier.asked == 1
+    for _ in range(6):
+        assert np.allclose([f.box for f in stream.detect(frame)], expected, atol=1.0)
+    assert stream.verifier.asked == 2  # on the first and the fourth frame
