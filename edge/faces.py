@@ -320,10 +320,12 @@ class FaceDetector:
         self._since_whole: int | None = None  # stream frames since the last whole-frame search
         self._shape: tuple[int, ...] | None = None
         self._followed: list[tuple[np.ndarray, int]] = []  # small faces: box in frame pixels, frames missed
+        self._every_frame_passes_due = True  # False while every face in view is followed in windows
 
     def reset(self) -> None:
         """Forget the stream: the next frame is searched in full."""
         self._since_whole, self._shape, self._followed = None, None, []
+        self._every_frame_passes_due = True
         if self._verdicts is not None:
             self._verdicts.forget()
 
@@ -335,13 +337,21 @@ class FaceDetector:
         return Candidates.concat(self._candidates_by_pass(frame, frame_order, whole))
 
     def _candidates_by_pass(self, frame: np.ndarray, frame_order: str, whole: bool) -> list[Candidates]:
+        """Each pass's candidates: all of them over the whole frame when `whole`; otherwise the windowed
+        passes around the followed faces, and the every-frame passes (the coarse one) only while a face
+        in view is left to them: when all faces are followed, a large newcomer waits for the next whole
+        search like a small one, and the frame costs a third less."""
         followed = np.array([box for box, _ in self._followed], np.float32).reshape(-1, 4)
-        return [
-            self.models[p.model].candidates(frame, p, frame_order)
-            if whole or p.every == 1
-            else self.models[p.model].candidates_near(frame, p, followed, frame_order)
-            for p in self.passes
-        ]
+        by_pass = []
+        for p in self.passes:
+            model = self.models[p.model]
+            if whole or (p.every == 1 and self._every_frame_passes_due):
+                by_pass.append(model.candidates(frame, p, frame_order))
+            elif p.every == 1:
+                by_pass.append(Candidates.empty())
+            else:
+                by_pass.append(model.candidates_near(frame, p, followed, frame_order))
+        return by_pass
 
     def detect(self, frame: np.ndarray, frame_order: str = "BGR") -> list[Face]:
         """Faces in an HxWx3 uint8 frame, best score first, boxes clipped to the frame."""
@@ -391,7 +401,9 @@ class FaceDetector:
         """Remember this frame's faces that the next frame's every-frame passes may not find: the small
         ones (below FOLLOW_BELOW_PX in the fine input), and any other that no candidate of those passes
         (`every_frame`, frame pixels) backs. A whole-frame search replaces the memory; a window search
-        keeps a face it missed for FOLLOW_MISSES more frames."""
+        keeps a face it missed for FOLLOW_MISSES more frames. The every-frame passes are due on the next
+        frame unless every face of this one is followed."""
+        self._every_frame_passes_due = True
         if not len(boxes):
             self._since_whole = None  # nobody in view: the next frame is searched in full
         else:
@@ -412,6 +424,7 @@ class FaceDetector:
             and not (blazeface.iou_one_to_many(box, np.array(small).reshape(-1, 4)) > 0).any()
         ]
         self._followed = [(b, 0) for b in small] + missed
+        self._every_frame_passes_due = len(small) < len(boxes)
 
     # --- the face verifier (docs/detector.md): a second opinion on candidates below the pass rules ---
 
@@ -428,7 +441,7 @@ class FaceDetector:
             unsure.boxes, unsure.keypoints, unsure.scores, self.config.nms_iou
         )
         height, width = frame.shape[:2]
-        u_boxes = np.clip(u_boxes, 0, [width, height, width, height])
+        u_boxes = np.minimum(np.maximum(u_boxes, 0), np.array([width, height, width, height], np.float32))
         new = [i for i, b in enumerate(u_boxes) if not _covered(b, boxes, self.config.nms_iou)]
         if not new:
             return boxes, keypoints, scores
@@ -451,8 +464,8 @@ def _covered(box: np.ndarray, faces: np.ndarray, iou: float) -> bool:
         return False
     if (blazeface.iou_one_to_many(box, faces) > iou).any():
         return True
-    w = np.clip(np.minimum(box[2], faces[:, 2]) - np.maximum(box[0], faces[:, 0]), 0, None)
-    h = np.clip(np.minimum(box[3], faces[:, 3]) - np.maximum(box[1], faces[:, 1]), 0, None)
+    w = np.maximum(np.minimum(box[2], faces[:, 2]) - np.maximum(box[0], faces[:, 0]), 0)
+    h = np.maximum(np.minimum(box[3], faces[:, 3]) - np.maximum(box[1], faces[:, 1]), 0)
     area = max(float((box[2] - box[0]) * (box[3] - box[1])), 1e-6)
     return bool((w * h / area >= VERIFY_INSIDE).any())
 

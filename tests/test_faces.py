@@ -150,6 +150,7 @@ class FinePassLog:
     """Records the input shape of every short-range run of a detector (the runs are real, only counted)."""
 
     WHOLE = (256, 192)  # the fine pass over a whole 640x480 frame
+    COARSE = (128, 96)  # the coarse pass, always over the whole frame
 
     def __init__(self, detector: FaceDetector):
         self.frames: list[list[tuple[int, int]]] = []
@@ -169,6 +170,9 @@ class FinePassLog:
     def whole(self) -> list[bool]:
         return [self.WHOLE in shapes for shapes in self.frames]
 
+    def coarse(self) -> list[bool]:
+        return [self.COARSE in shapes for shapes in self.frames]
+
 
 def drifting(astronaut, face_px, frames, at=(0.5, 0.4), step=(0.004, 0.002)):
     """A face `face_px` tall moving a few pixels per frame (2 px right, 1 px down in 640x480)."""
@@ -185,6 +189,34 @@ def test_a_small_face_found_once_is_found_on_every_frame_between_whole_frame_sea
         face = only_face(log.detect(detector, frame))
         assert iou(face.box, expected) > 0.6, (face.box, expected)
     assert log.whole() == [True, False, False, True, False, False, True]
+
+
+def test_while_every_face_is_followed_the_coarse_pass_waits_for_the_whole_frame_search(astronaut):
+    detector = FaceDetector(DetectorConfig(fine_every=3), stream=True)
+    log = FinePassLog(detector)
+    for frame, _ in drifting(astronaut, 48, 7):
+        assert len(log.detect(detector, frame)) == 1
+    assert log.coarse() == log.whole() == [True, False, False, True, False, False, True]
+
+
+def test_a_large_face_in_view_is_looked_for_by_the_coarse_pass_on_every_frame(astronaut):
+    detector = FaceDetector(DetectorConfig(fine_every=3), stream=True)
+    log = FinePassLog(detector)
+    for frame, expected in drifting(astronaut, 220, 5):  # 220 px: the coarse pass's size
+        assert iou(only_face(log.detect(detector, frame)).box, expected) > 0.6
+    assert log.coarse() == [True] * 5 and log.whole() == [True, False, False, True, False]
+
+
+def test_a_large_newcomer_beside_a_followed_face_is_found_within_fine_every_frames(astronaut):
+    detector = FaceDetector(DetectorConfig(fine_every=3), stream=True)
+    small, _ = astronaut_in_frame(astronaut, 48, at=(0.2, 0.3))
+    large, newcomer = astronaut_in_frame(astronaut, 220, at=(0.68, 0.55))
+    both = large.copy()
+    both[:, :200] = small[:, :200]  # the small face stays on the left; a near one steps in on the right
+    found = [detector.detect(f, frame_order="RGB") for f in [small] * 2 + [both] * 6]
+    seen = [any(iou(f.box, newcomer) > 0.6 for f in faces) for faces in found[2:]]
+    first = seen.index(True)
+    assert first < 3 and all(seen[first:]), seen  # within fine_every frames, then on every frame
 
 
 def test_photos_are_searched_in_full_on_every_call(astronaut):
