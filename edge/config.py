@@ -82,6 +82,11 @@ class DetectorConfig:
         0.3, "lowest detector score a candidate may have to be checked by the face verifier", lo=0.05, hi=0.99
     )
     nms_iou: float = _opt(0.3, "IoU above which boxes are merged", lo=0.05, hi=0.95)
+    box_refinement: bool = _opt(
+        True,
+        "move each face box, from its keypoints, to where the annotators of the VOC scenes draw it "
+        "(models/box_refinement.json): lower and taller; false = BlazeFace's own boxes",
+    )
     threads: int = _opt(2, "TFLite threads for the detector", lo=1, hi=8)
 
 

@@ -29,6 +29,7 @@ import numpy as np
 
 from edge import blazeface
 from edge.blazeface import FULL_RANGE, SHORT_RANGE, AnchorSpec
+from edge.box_refine import BoxRefinement
 from edge.config import DetectorConfig
 from edge.fetch_detector import FETCH_COMMAND
 from edge.paths import detector_dir
@@ -313,6 +314,7 @@ class FaceDetector:
             for name in dict.fromkeys(p.model for p in self.passes)
         }
         self.verifier = FaceVerifier() if self.config.verifier else None  # missing model: a clear error
+        self.refinement = BoxRefinement.load() if self.config.box_refinement else None  # same
         self._verdicts = VerdictMemory() if stream else None  # at a fixed camera, the same patch again
         if self.verifier is not None:
             floor = self.config.verifier_floor
@@ -354,7 +356,8 @@ class FaceDetector:
         return by_pass
 
     def detect(self, frame: np.ndarray, frame_order: str = "BGR") -> list[Face]:
-        """Faces in an HxWx3 uint8 frame, best score first, boxes clipped to the frame."""
+        """Faces in an HxWx3 uint8 frame, best score first, boxes inside the frame (moved to the VOC
+        scenes' convention by the box refinement unless `box_refinement` is off)."""
         if frame.ndim != 3 or frame.shape[2] != 3 or frame.dtype != np.uint8:
             raise ValueError(f"frame must be HxWx3 uint8, got shape {frame.shape} dtype {frame.dtype}")
         if frame_order not in ("BGR", "RGB"):
@@ -377,6 +380,8 @@ class FaceDetector:
                 [c for c, p in zip(by_pass, self.passes, strict=True) if p.every == 1]
             )
             self._follow(boxes, every_frame.boxes, max(height, width), whole)
+        if self.refinement is not None:  # last, so the stream's memory above keeps BlazeFace's own boxes
+            boxes = self.refinement.refine(boxes, keypoints, (width, height))  # stays inside the frame
         return [
             Face(
                 box=tuple(float(v) for v in b),

@@ -18,6 +18,7 @@ from pathlib import Path
 import cv2
 import numpy as np
 
+from edge.config import DetectorConfig
 from edge.datasets import load_image_bgr
 from edge.faces import FaceDetector
 from edge.preprocess import square_crop_box
@@ -113,7 +114,8 @@ def main(argv: list[str] | None = None) -> int:
     args = parser.parse_args(argv)
     logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s %(message)s")
     records = real_records(args.data)
-    keypoints = find_keypoints(records, args.data, FaceDetector())
+    # BlazeFace's own boxes: the mask synthesizer draws on them (box refinement: docs/detector.md)
+    keypoints = find_keypoints(records, args.data, FaceDetector(DetectorConfig(box_refinement=False)))
     args.out.parent.mkdir(parents=True, exist_ok=True)
     args.out.write_text(json.dumps(keypoints))
     found = sum(1 for v in keypoints.values() if v["faces"])
