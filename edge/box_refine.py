@@ -22,7 +22,7 @@ from pathlib import Path
 import numpy as np
 
 from edge.blazeface import KEYPOINT_NAMES, NUM_KEYPOINTS
-from edge.model_metadata import ModelMetadataError
+from edge.model_metadata import ModelMetadataError, read_json
 from edge.paths import models_dir
 
 FORMAT = "maskwatch-box-refinement"
@@ -177,8 +177,4 @@ class BoxRefinement:
                 f"box refinement parameters {path} are missing: restore them from the repository or "
                 f"fit them with `{REFINE_COMMAND}` (or set detector.box_refinement: false)"
             )
-        try:
-            data = json.loads(path.read_text())
-        except json.JSONDecodeError as exc:
-            raise ModelMetadataError(f"{path}: not valid JSON ({exc}); re-run `{REFINE_COMMAND}`") from exc
-        return cls.from_dict(data, source=str(path))
+        return cls.from_dict(read_json(path, f"re-run `{REFINE_COMMAND}`"), source=str(path))

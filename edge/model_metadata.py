@@ -78,17 +78,22 @@ def file_sha256(path: Path) -> str:
     return hashlib.sha256(Path(path).read_bytes()).hexdigest()
 
 
+def read_json(path: Path, fix: str = "") -> dict:
+    """The JSON in `path`. A file edited by hand or cut short is a ModelMetadataError naming the file
+    and, when given, how to fix it, never a traceback from deep inside the loader."""
+    try:
+        return json.loads(Path(path).read_text())
+    except json.JSONDecodeError as exc:
+        raise ModelMetadataError(f"{path}: not valid JSON ({exc}){'; ' + fix if fix else ''}") from exc
+
+
 def load_metadata(model_path: Path) -> ModelMetadata:
     """Read the sidecar next to `model_path` and check it names this exact model file."""
     model_path = Path(model_path)
     path = sidecar_path(model_path)
     if not path.is_file():
         raise ModelMetadataError(f"model metadata {path} is missing: it must sit beside {model_path.name}")
-    try:
-        data = json.loads(path.read_text())
-    except json.JSONDecodeError as exc:
-        raise ModelMetadataError(f"{path}: not valid JSON ({exc})") from exc
-    meta = ModelMetadata.from_dict(data, source=str(path))
+    meta = ModelMetadata.from_dict(read_json(path), source=str(path))
     if meta.model_sha256 and meta.model_sha256 != file_sha256(model_path):
         raise ModelMetadataError(
             f"{path} describes another model file (sha256 differs from {model_path.name}); "

@@ -10,7 +10,6 @@ also holds the decision threshold and the model's SHA-256; both are checked when
 
 from __future__ import annotations
 
-import json
 import logging
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -22,6 +21,7 @@ from edge.model_metadata import (
     ModelMetadataError,
     QuantParams,
     file_sha256,
+    read_json,
     sidecar_json,
     sidecar_path,
     validate_against,
@@ -99,11 +99,7 @@ def load_verifier_metadata(model_path: Path) -> VerifierMetadata:
             f"verifier metadata {path} is missing: it must sit beside {model_path.name} "
             f"(`{VERIFIER_COMMAND}` writes both)"
         )
-    try:
-        data = json.loads(path.read_text())
-    except json.JSONDecodeError as exc:
-        raise ModelMetadataError(f"{path}: not valid JSON ({exc})") from exc
-    meta = VerifierMetadata.from_dict(data, source=str(path))
+    meta = VerifierMetadata.from_dict(read_json(path), source=str(path))
     if meta.model_sha256 != file_sha256(model_path):
         raise ModelMetadataError(
             f"{path} describes another model file (sha256 differs from {model_path.name}); "
