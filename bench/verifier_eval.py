@@ -40,10 +40,18 @@ MARK_START, MARK_END = "<!-- verifier-results:start -->", "<!-- verifier-results
 
 
 class CountingVerifier:
-    """A FaceVerifier that counts the candidates it is asked about and the ones it keeps."""
+    """A FaceVerifier that counts the candidates it is asked about and the ones it keeps, and the sure
+    faces it is asked to veto and the ones it vetoes."""
 
     def __init__(self, verifier: FaceVerifier):
         self.verifier, self.asked, self.kept = verifier, 0, 0
+        self.veto_asked, self.vetoed = 0, 0
+
+    def is_surely_not_face(self, frame, boxes, frame_order="BGR"):
+        vetoed = self.verifier.is_surely_not_face(frame, boxes, frame_order)
+        self.veto_asked += len(vetoed)
+        self.vetoed += int(vetoed.sum())
+        return vetoed
 
     def is_face(self, frame, boxes, frame_order="BGR"):
         keep = self.verifier.is_face(frame, boxes, frame_order)
@@ -71,6 +79,8 @@ def evaluate(detector: FaceDetector, frames) -> tuple[Tally, dict]:
         counts = {
             "asked": detector.verifier.asked / len(frames),
             "kept": detector.verifier.kept / len(frames),
+            "veto asked": detector.verifier.veto_asked / len(frames),
+            "vetoed": detector.verifier.vetoed / len(frames),
         }
         detector.verifier = detector.verifier.verifier
     return tally, counts
@@ -113,15 +123,19 @@ def report(results, counts, timings, labels, model: Path) -> str:
         "",
         *summary_table(results, labels),
         "",
-        "Candidates the verifier checked and kept, per frame:",
+        "Candidates the verifier checked and kept, and sure faces it checked and vetoed"
+        " (`verifier_veto_below`), per frame:",
         "",
-        "| setting | frames | checked | kept |",
-        "|---|---|---|---|",
+        "| setting | frames | checked | kept | sure faces checked | vetoed |",
+        "|---|---|---|---|---|---|",
     ]
     for name, sets in counts.items():
         for set_name, c in sets.items() if isinstance(sets, dict) else ():
             if c:
-                out.append(f"| {name} | {set_name} | {c['asked']:.2f} | {c['kept']:.2f} |")
+                out.append(
+                    f"| {name} | {set_name} | {c['asked']:.2f} | {c['kept']:.2f} | "
+                    f"{c['veto asked']:.2f} | {c['vetoed']:.2f} |"
+                )
     out += ["", "**Recall by face height (px) and class**", ""]
     for name, sets in results.items():
         for set_name, tally in sets.items():
@@ -165,10 +179,13 @@ def main(argv: list[str] | None = None) -> int:
     labels = {name: sorted({lab for f in frames for lab in f.labels}) for name, frames in frame_sets.items()}
     base = DetectorConfig(verifier=False)
     settings = {"pyramid, no verifier": base}
+    veto = DetectorConfig().verifier_veto_below
     for floor in args.floor:
-        settings[f"pyramid + verifier, floor {floor:g}"] = dataclasses.replace(
-            base, verifier=True, verifier_floor=floor
+        with_verifier = dataclasses.replace(base, verifier=True, verifier_floor=floor)
+        settings[f"pyramid + verifier, floor {floor:g}, no veto"] = dataclasses.replace(
+            with_verifier, verifier_veto_below=0.0
         )
+        settings[f"pyramid + verifier, floor {floor:g}, veto below {veto:g}"] = with_verifier
     results, counts, timings = {}, {}, {}
     one_face = [f for f in frame_sets[CLOSEUPS] if len(f.boxes) == 1][:100]
     for name, config in settings.items():

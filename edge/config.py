@@ -81,6 +81,13 @@ class DetectorConfig:
     verifier_floor: float = _opt(
         0.3, "lowest detector score a candidate may have to be checked by the face verifier", lo=0.05, hi=0.99
     )
+    verifier_veto_below: float = _opt(
+        0.7,
+        "faces the pass thresholds keep but that score below this are shown to the face verifier too, and "
+        "dropped when it is sure they are no face (probability under 0.1); 0 = never",
+        lo=0.0,
+        hi=0.99,
+    )
     nms_iou: float = _opt(0.3, "IoU above which boxes are merged", lo=0.05, hi=0.95)
     box_refinement: bool = _opt(
         True,

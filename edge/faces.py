@@ -316,6 +316,7 @@ class FaceDetector:
         self.verifier = FaceVerifier() if self.config.verifier else None  # missing model: a clear error
         self.refinement = BoxRefinement.load() if self.config.box_refinement else None  # same
         self._verdicts = VerdictMemory() if stream else None  # at a fixed camera, the same patch again
+        self._vetoes = VerdictMemory() if stream else None  # the same for the veto on low sure faces
         if self.verifier is not None:
             floor = self.config.verifier_floor
             self.passes = tuple(dataclasses.replace(p, floor=min(floor, p.threshold)) for p in self.passes)
@@ -328,8 +329,9 @@ class FaceDetector:
         """Forget the stream: the next frame is searched in full."""
         self._since_whole, self._shape, self._followed = None, None, []
         self._every_frame_passes_due = True
-        if self._verdicts is not None:
-            self._verdicts.forget()
+        for memory in (self._verdicts, self._vetoes):
+            if memory is not None:
+                memory.forget()
 
     def candidates(self, frame: np.ndarray, frame_order: str = "BGR", whole: bool = True) -> Candidates:
         """The raw candidates of every pass, pooled, before NMS.
@@ -434,14 +436,17 @@ class FaceDetector:
     # --- the face verifier (docs/detector.md): a second opinion on candidates below the pass rules ---
 
     def _add_verified(self, frame, frame_order, boxes, keypoints, scores, unsure: Candidates):
-        """The sure faces plus the unsure ones the verifier calls faces, best score first.
+        """The sure faces, less those vetoed, plus the unsure ones the verifier calls faces, best first.
 
-        Unsure candidates are merged by the same weighted NMS. One that overlaps a face already kept
+        Sure faces scoring under `verifier_veto_below` are dropped when the verifier is sure they are no
+        face (`_without_vetoed`); a candidate they would have covered is then judged on its own. Unsure
+        candidates are merged by the same weighted NMS. One that overlaps a face already kept
         (IoU above nms_iou) is that face, and one lying mostly inside it is a part of it (the eyes and
         mask of a face found whole at another scale): both are dropped unchecked. The verifier sees the
         rest, a few per frame at most, best score first; in a stream, a candidate that has not moved since
         the verifier answered for it on a recent frame takes that answer (VerdictMemory).
         """
+        boxes, keypoints, scores = self._without_vetoed(frame, frame_order, boxes, keypoints, scores)
         u_boxes, u_keypoints, u_scores = blazeface.weighted_nms(
             unsure.boxes, unsure.keypoints, unsure.scores, self.config.nms_iou
         )
@@ -461,6 +466,26 @@ class FaceDetector:
                 scores = np.concatenate([scores, u_scores[i : i + 1]])
         order = np.argsort(-scores, kind="stable")
         return boxes[order], keypoints[order], scores[order]
+
+    def _without_vetoed(self, frame, frame_order, boxes, keypoints, scores):
+        """The sure faces, less those scoring under `verifier_veto_below` that the verifier is sure are no
+        face (FaceVerifier.is_surely_not_face).
+
+        The pass thresholds alone let through background that BlazeFace scores 0.5-0.7 (a building wall,
+        a black jacket), and those become tracks that the classifier may call violations. The
+        verifier's bar for a veto is far below its bar for taking a face back, because a face found at
+        these scores is often masked and its probability is middling, not near zero (docs/detector.md).
+        """
+        low = np.flatnonzero(scores < self.config.verifier_veto_below)
+        if not len(low):
+            return boxes, keypoints, scores
+        if self._vetoes is not None:
+            vetoed = self._vetoes.answer(self.verifier.is_surely_not_face, frame, boxes[low], frame_order)
+        else:
+            vetoed = self.verifier.is_surely_not_face(frame, boxes[low], frame_order)
+        keep = np.ones(len(scores), bool)
+        keep[low[vetoed]] = False
+        return boxes[keep], keypoints[keep], scores[keep]
 
 
 def _covered(box: np.ndarray, faces: np.ndarray, iou: float) -> bool:

@@ -3,7 +3,8 @@
 BlazeFace scores masked faces 0.4-0.65, where its false positives also score (docs/detector.md), so no
 threshold separates them. The verifier is a small int8 CNN trained on our own face and not-face crops
 (`python -m train.verifier`); FaceDetector runs it only on candidates scoring between
-`detector.verifier_floor` and the pass's own threshold, a few per frame, and keeps those it calls faces.
+`detector.verifier_floor` and the pass's own threshold, a few per frame, and keeps those it calls faces;
+it also vetoes the faces the passes keep under `detector.verifier_veto_below` that it is sure are none.
 Its crop is edge.preprocess.crop_face with the spec in its sidecar (`models/face_verifier.json`), which
 also holds the decision threshold and the model's SHA-256; both are checked when it loads.
 """
@@ -36,6 +37,9 @@ LABELS = ("not_face", "face")
 FORMAT = "maskwatch-face-verifier"
 FORMAT_VERSION = 1
 VERIFIER_COMMAND = "python -m train.verifier"
+# face probability under which a candidate is surely no face: the veto on sure but low-scoring candidates
+# (detector.verifier_veto_below; docs/detector.md, "The face verifier"), far below the keep threshold
+SURELY_NOT_FACE = 0.1
 
 
 class VerifierModelMissingError(FileNotFoundError):
@@ -152,6 +156,11 @@ class FaceVerifier:
     def is_face(self, frame: np.ndarray, boxes, frame_order: str = "BGR") -> np.ndarray:
         return self.face_scores(frame, boxes, frame_order) >= self.threshold
 
+    def is_surely_not_face(self, frame: np.ndarray, boxes, frame_order: str = "BGR") -> np.ndarray:
+        """Whether each box scores under SURELY_NOT_FACE: the bar for turning down a candidate that the
+        detector's own thresholds passed, which must be far surer than the bar for taking one back."""
+        return self.face_scores(frame, boxes, frame_order) < SURELY_NOT_FACE
+
 
 class VerdictMemory:
     """A stream's recent verifier answers, by box: a candidate that stays where it was (a poster, a fold
@@ -179,6 +188,11 @@ class VerdictMemory:
         self, verifier: FaceVerifier, frame: np.ndarray, boxes, frame_order: str = "BGR"
     ) -> np.ndarray:
         """`verifier.is_face` for `boxes`, asking it only about boxes with no recent answer."""
+        return self.answer(verifier.is_face, frame, boxes, frame_order)
+
+    def answer(self, ask, frame: np.ndarray, boxes, frame_order: str = "BGR") -> np.ndarray:
+        """`ask(frame, boxes, frame_order)` (a yes/no question per box), asked only about boxes with no
+        recent answer; one memory serves one question."""
         boxes = np.asarray(boxes, np.float32).reshape(-1, 4)
         answer_of = np.full(len(boxes), -1)
         if len(self._boxes) and len(boxes):
@@ -186,13 +200,13 @@ class VerdictMemory:
             closest = overlap.argmax(axis=1)
             found = overlap[np.arange(len(boxes)), closest] >= self.iou
             answer_of[found] = closest[found]
-        ask = answer_of < 0
+        asked = answer_of < 0
         verdicts = np.zeros(len(boxes), bool)
-        if ask.any():
-            verdicts[ask] = verifier.is_face(frame, boxes[ask], frame_order)
-        verdicts[~ask] = self._verdicts[answer_of[~ask]]
+        if asked.any():
+            verdicts[asked] = ask(frame, boxes[asked], frame_order)
+        verdicts[~asked] = self._verdicts[answer_of[~asked]]
         ages = np.zeros(len(boxes), np.int64)
-        ages[~ask] = self._ages[answer_of[~ask]] + 1
+        ages[~asked] = self._ages[answer_of[~asked]] + 1
         keep = ages + 1 < self.frames
         self._boxes, self._verdicts, self._ages = boxes[keep], verdicts[keep], ages[keep]
         return verdicts

@@ -226,3 +226,74 @@ def test_a_stream_detector_asks_about_a_still_scene_less_and_finds_the_same_face
     for _ in range(6):
         assert np.allclose([f.box for f in stream.detect(frame)], expected, atol=1.0)
     assert stream.verifier.asked == 2  # on the first and the fourth frame
+
+
+# --- the veto: sure faces scoring low are dropped when the verifier is sure they are no face ---------
+
+
+def test_background_is_surely_not_a_face_and_a_real_face_never_is(verifier):
+    faces = [entrance_frame(placement, face_px=120) for placement in (None, "correct", "on_chin")]
+    assert not any(verifier.is_surely_not_face(frame, [face.box])[0] for frame, face in faces)
+    frame = faces[0][0]
+    corridor = [(20, 20, 120, 120), (500, 300, 600, 400), (40, 330, 140, 430)]
+    coffee = np.ascontiguousarray(skimage.data.coffee()[:, :, ::-1])
+    cups = [(150, 60, 330, 240), (300, 150, 420, 270)]
+    assert verifier.is_surely_not_face(frame, corridor).all()
+    assert verifier.is_surely_not_face(coffee, cups).all()
+
+
+class VetoingVerifier:
+    """Takes back no unsure candidate, and answers `surely_not` to every veto question, counting them."""
+
+    def __init__(self, surely_not: bool):
+        self.surely_not, self.veto_asked = surely_not, 0
+
+    def is_face(self, frame, boxes, frame_order="BGR"):
+        return np.zeros(len(boxes), bool)
+
+    def is_surely_not_face(self, frame, boxes, frame_order="BGR"):
+        self.veto_asked += len(boxes)
+        return np.full(len(boxes), self.surely_not)
+
+
+def detector_with_veto(veto_below: float, surely_not: bool, stream: bool = False) -> FaceDetector:
+    detector = FaceDetector(DetectorConfig(verifier_veto_below=veto_below), stream=stream)
+    detector.verifier = VetoingVerifier(surely_not)
+    return detector
+
+
+def test_a_sure_face_under_the_veto_line_is_dropped_only_when_the_verifier_is_sure_it_is_none():
+    frame, _ = entrance_frame(None, face_px=120)
+    (face,) = FaceDetector().detect(frame)
+    line = min(face.score + 0.01, 0.99)  # the face scores just under it
+    assert detector_with_veto(line, surely_not=True).detect(frame) == []
+    assert len(detector_with_veto(line, surely_not=False).detect(frame)) == 1
+
+
+def test_a_face_scoring_above_the_veto_line_is_never_shown_to_the_veto():
+    frame, _ = entrance_frame(None, face_px=120)
+    (face,) = FaceDetector().detect(frame)
+    for line in (face.score - 0.01, 0.0):  # just under the face's score, and the veto off
+        detector = detector_with_veto(line, surely_not=True)
+        assert len(detector.detect(frame)) == 1
+        assert detector.verifier.veto_asked == 0
+
+
+def test_a_stream_asks_the_veto_about_a_face_that_stays_put_once_every_few_frames():
+    frame, _ = entrance_frame(None, face_px=120)
+    detector = detector_with_veto(0.99, surely_not=False, stream=True)
+    for _ in range(6):
+        assert len(detector.detect(frame)) == 1
+    assert detector.verifier.veto_asked == 2  # on the first and the fourth frame
+
+
+def test_one_memory_remembers_the_answers_to_any_question():
+    memory, asked = VerdictMemory(frames=3), []
+
+    def surely_not_face(frame, boxes, frame_order):
+        asked.extend(np.asarray(boxes).tolist())
+        return np.ones(len(boxes), bool)
+
+    answers = [memory.answer(surely_not_face, FRAME, [PATCH]) for _ in range(3)]
+    assert [a.tolist() for a in answers] == [[True]] * 3
+    assert asked == [PATCH]
