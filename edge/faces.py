@@ -315,8 +315,11 @@ class FaceDetector:
         }
         self.verifier = FaceVerifier() if self.config.verifier else None  # missing model: a clear error
         self.refinement = BoxRefinement.load() if self.config.box_refinement else None  # same
-        self._verdicts = VerdictMemory() if stream else None  # at a fixed camera, the same patch again
-        self._vetoes = VerdictMemory() if stream else None  # the same for the veto on low sure faces
+        # at a fixed camera the verifier is asked about the same patch again: a stream remembers its
+        # answers for 3 frames; photos keep none (a 1-frame memory asks every time)
+        remembered = 3 if stream else 1
+        self._verdicts = VerdictMemory(frames=remembered)  # keep an unsure candidate?
+        self._vetoes = VerdictMemory(frames=remembered)  # drop a low sure face?
         if self.verifier is not None:
             floor = self.config.verifier_floor
             self.passes = tuple(dataclasses.replace(p, floor=min(floor, p.threshold)) for p in self.passes)
@@ -329,9 +332,8 @@ class FaceDetector:
         """Forget the stream: the next frame is searched in full."""
         self._since_whole, self._shape, self._followed = None, None, []
         self._every_frame_passes_due = True
-        for memory in (self._verdicts, self._vetoes):
-            if memory is not None:
-                memory.forget()
+        self._verdicts.forget()
+        self._vetoes.forget()
 
     def candidates(self, frame: np.ndarray, frame_order: str = "BGR", whole: bool = True) -> Candidates:
         """The raw candidates of every pass, pooled, before NMS.
@@ -455,10 +457,7 @@ class FaceDetector:
         new = [i for i, b in enumerate(u_boxes) if not _covered(b, boxes, self.config.nms_iou)]
         if not new:
             return boxes, keypoints, scores
-        if self._verdicts is not None:
-            face = self._verdicts.is_face(self.verifier, frame, u_boxes[new], frame_order)
-        else:
-            face = self.verifier.is_face(frame, u_boxes[new], frame_order)
+        face = self._verdicts.answer(self.verifier.is_face, frame, u_boxes[new], frame_order)
         for i in (i for i, is_face in zip(new, face, strict=True) if is_face):
             if not _covered(u_boxes[i], boxes, self.config.nms_iou):
                 boxes = np.concatenate([boxes, u_boxes[i : i + 1]])
@@ -479,10 +478,7 @@ class FaceDetector:
         low = np.flatnonzero(scores < self.config.verifier_veto_below)
         if not len(low):
             return boxes, keypoints, scores
-        if self._vetoes is not None:
-            vetoed = self._vetoes.answer(self.verifier.is_surely_not_face, frame, boxes[low], frame_order)
-        else:
-            vetoed = self.verifier.is_surely_not_face(frame, boxes[low], frame_order)
+        vetoed = self._vetoes.answer(self.verifier.is_surely_not_face, frame, boxes[low], frame_order)
         keep = np.ones(len(scores), bool)
         keep[low[vetoed]] = False
         return boxes[keep], keypoints[keep], scores[keep]
