@@ -28,6 +28,7 @@ CLOSEUP_LIST = Path(__file__).with_name("closeup_faces.csv")
 # face heights to paste at, one placement per range for every face (the first only for every second face)
 PASTE_RANGES = ((32, 63), (64, 127), (128, 255), (256, 400))
 SCENE_SPLIT_SEED = 0
+SCENE_CHOICES = ("train", "eval", "all")  # a half of split_scenes, or every scene: what a model learns from
 SKIMAGE_BACKGROUNDS = (
     "coffee",
     "chelsea",
@@ -90,6 +91,16 @@ def split_scenes(names: list[str], seed: int = SCENE_SPLIT_SEED) -> dict[str, st
     random.Random(seed).shuffle(names)
     half = len(names) // 2
     return {name: ("train" if i < half else "eval") for i, name in enumerate(names)}
+
+
+def chosen_scenes(data_root: Path, scenes: str) -> list[Scene]:
+    """The VOC scenes of `scenes` (SCENE_CHOICES): the "train" or "eval" half of split_scenes, or "all",
+    in file order."""
+    if scenes not in SCENE_CHOICES:
+        raise ValueError(f"scenes must be one of {SCENE_CHOICES}, got {scenes!r}")
+    every = read_voc_scenes(Path(data_root) / "scenes")
+    half = split_scenes([s.image.name for s in every])
+    return [s for s in every if scenes == "all" or half[s.image.name] == scenes]
 
 
 def _scene_background(

@@ -8,6 +8,7 @@ a mapping we know, the parameters file's checks, and the detector on the astrona
 from __future__ import annotations
 
 import json
+from pathlib import Path
 
 import numpy as np
 import pytest
@@ -184,6 +185,15 @@ def test_a_file_that_is_not_json_is_a_clear_error(tmp_path):
     path.write_text("{ not json")
     with pytest.raises(ModelMetadataError, match=f"not valid JSON.*{COMMAND}"):
         BoxRefinement.load(path)
+
+
+def test_the_provenance_names_the_scenes_fitted_on():
+    from train.box_refinement import _data_note
+
+    assert "the 'train' half" in _data_note(Path("scenes"), "train")
+    assert "the 'eval' half was not used" in _data_note(Path("scenes"), "train")
+    assert "the 'train' half was not used" in _data_note(Path("scenes"), "eval")
+    assert "every scene" in _data_note(Path("scenes"), "all")
 
 
 def test_the_config_key_is_checked():

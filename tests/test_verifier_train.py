@@ -75,3 +75,51 @@ def test_a_tiny_training_run_writes_a_model_the_edge_loads(tmp_path):
     assert verifier.metadata.training["note"] == "tiny"
     scores = verifier.score_crops(data.crops[:4])
     assert scores.shape == (4,) and ((scores >= 0) & (scores <= 1)).all()
+
+
+def _scene_folder(root, count: int):
+    import cv2
+
+    (root / "annotations").mkdir(parents=True)
+    (root / "images").mkdir()
+    for i in range(count):
+        cv2.imwrite(str(root / "images" / f"s{i}.jpg"), np.zeros((60, 80, 3), np.uint8))
+        (root / "annotations" / f"s{i}.xml").write_text(
+            f"<annotation><filename>s{i}.jpg</filename><size><width>80</width><height>60</height></size>"
+            "<object><name>with_mask</name><bndbox><xmin>10</xmin><ymin>10</ymin><xmax>40</xmax>"
+            "<ymax>50</ymax></bndbox></object></annotation>"
+        )
+
+
+def test_the_scene_choices_are_the_split_halves_or_every_scene(tmp_path):
+    from bench.detector_data import chosen_scenes
+
+    _scene_folder(tmp_path / "scenes", 9)
+    names = {c: [s.image.name for s in chosen_scenes(tmp_path, c)] for c in ("train", "eval", "all")}
+    split = split_scenes(names["all"])
+    assert len(names["all"]) == 9 and names["all"] == sorted(names["all"])
+    assert names["train"] == [n for n in names["all"] if split[n] == "train"]
+    assert names["eval"] == [n for n in names["all"] if split[n] == "eval"]
+    assert len(names["train"]) == 4 and not set(names["train"]) & set(names["eval"])
+    with pytest.raises(ValueError, match="train"):
+        chosen_scenes(tmp_path, "both")
+
+
+def test_mined_crops_are_cached_apart_for_each_scene_choice():
+    from train.verifier import cache_path
+
+    paths = {scenes: cache_path(4000, scenes) for scenes in ("train", "eval", "all")}
+    assert len(set(paths.values())) == 3
+    assert cache_path(4000, "all") == paths["all"] != cache_path(2000, "all")
+
+
+def test_the_sidecar_says_which_scenes_the_verifier_learnt_from():
+    from types import SimpleNamespace
+
+    from train.verifier import _command, _scenes_left_out
+
+    assert _command(SimpleNamespace(scenes="all", seed=0)) == "python -m train.verifier --scenes all"
+    assert _command(SimpleNamespace(scenes="train", seed=2)).endswith("--scenes train --seed 2")
+    assert "'eval' half" in _scenes_left_out("train") and "'train' half" in _scenes_left_out("eval")
+    assert _scenes_left_out("all").startswith("none of the scene images")
+    assert "close-ups use as backgrounds" in _scenes_left_out("all")

@@ -1,8 +1,8 @@
-"""Fit the box refinement (edge/box_refine.py): `python -m train.box_refinement [--data DIR] [--out FILE]`.
+"""Fit the box refinement (edge/box_refine.py): `python -m train.box_refinement [--scenes S] [--out FILE]`.
 
 The detector runs as the daemon does (defaults, face verifier on) but with BlazeFace's own boxes, on the
-"train" half of the VOC scenes only (`bench.detector_data.split_scenes`, seeded; the "eval" half stays
-unseen, as for the face verifier). Its faces are matched one to one to the annotated boxes at IoU >= 0.3
+VOC scenes chosen by `--scenes`: a half of `bench.detector_data.split_scenes` ("train" or "eval", seeded;
+the other half stays unseen, so a fit can be scored there) or all of them. Its faces are matched one to one to the annotated boxes at IoU >= 0.3
 (`edge.scoring.match_boxes`). Left out: faces cut by the image border (the annotated box, or the
 detection, within EDGE_PX of it: the box then shows only part of the face), and detections under
 MIN_FACE_PX tall (the daemon ignores those, and their keypoints are a few pixels apart). Each pair is
@@ -25,10 +25,10 @@ from pathlib import Path
 
 import numpy as np
 
-from bench.detector_data import SCENE_SPLIT_SEED, split_scenes
+from bench.detector_data import SCENE_CHOICES, SCENE_SPLIT_SEED, chosen_scenes
 from edge.box_refine import FEATURES, TARGETS, BoxRefinement, deltas, features
 from edge.config import DetectorConfig
-from edge.datasets import load_image_bgr, read_voc_scenes
+from edge.datasets import load_image_bgr
 from edge.faces import FaceDetector
 from edge.scoring import iou_matrix, match_boxes
 
@@ -128,25 +128,38 @@ def mean_iou(boxes: np.ndarray, truth: np.ndarray) -> float:
     return float(np.mean([iou_matrix(a[None], b[None])[0, 0] for a, b in zip(boxes, truth, strict=True)]))
 
 
+def _data_note(folder: Path, scenes: str) -> str:
+    if scenes == "all":
+        return f"{folder}: every scene (both halves of bench.detector_data.split_scenes)"
+    other = "eval" if scenes == "train" else "train"
+    return (
+        f"{folder}: the '{scenes}' half of bench.detector_data.split_scenes (seed {SCENE_SPLIT_SEED}); "
+        f"the '{other}' half was not used"
+    )
+
+
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(prog=COMMAND, description=__doc__.splitlines()[0])
     parser.add_argument("--data", type=Path, default=Path("../shared/data"), help="shared data folder")
     parser.add_argument("--out", type=Path, default=DEFAULT_OUT, help="parameters file to write")
+    parser.add_argument(
+        "--scenes",
+        choices=SCENE_CHOICES,
+        default="train",
+        help="VOC scenes to fit on: a half of bench.detector_data.split_scenes, or all",
+    )
     args = parser.parse_args(argv)
     logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s %(message)s")
-    scenes = read_voc_scenes(args.data / "scenes")
-    half = split_scenes([s.image.name for s in scenes])
-    train = [s for s in scenes if half[s.image.name] == "train"]
+    train = chosen_scenes(args.data, args.scenes)
     config = DetectorConfig(box_refinement=False)
     pairs = matched_pairs(FaceDetector(config), train)
     refinement = fit(pairs.boxes, pairs.keypoints, pairs.truth)
     refined = refinement.refine(pairs.boxes, pairs.keypoints)
     names = "\n".join(sorted(s.image.name for s in train)).encode()
     refinement.fitted = {
-        "command": f"{COMMAND} --data {args.data}",
+        "command": f"{COMMAND} --data {args.data} --scenes {args.scenes}",
         "date": datetime.date.today().isoformat(),
-        "data": f"{args.data / 'scenes'}: the 'train' half of bench.detector_data.split_scenes "
-        f"(seed {SCENE_SPLIT_SEED}); the 'eval' half was not used",
+        "data": _data_note(args.data / "scenes", args.scenes),
         "scenes": len(train),
         "scene_names_sha256": hashlib.sha256(names).hexdigest(),
         "annotated_faces": sum(len(s.faces) for s in train),

@@ -1,4 +1,4 @@
-"""Train the face verifier and ship it: `python -m train.verifier [--data DIR] [--out FILE]`.
+"""Train the face verifier and ship it: `python -m train.verifier [--scenes S] [--seed N] [--out FILE]`.
 
 A small CNN from scratch (48 px input, ~25k parameters, a few minutes on two CPU cores) that tells a
 face, masked or not, from the background patches BlazeFace takes for faces. Examples come from
@@ -23,6 +23,7 @@ from pathlib import Path
 
 import numpy as np
 
+from bench.detector_data import SCENE_CHOICES
 from edge.model_metadata import save_metadata
 from edge.preprocess import PreprocessSpec
 from edge.verifier import LABELS, VerifierMetadata
@@ -189,7 +190,7 @@ def _spec(size: int) -> PreprocessSpec:
     return PreprocessSpec(**{**SPEC.to_dict(), "input_size": size})
 
 
-def summary(data: CropSet, data_root: Path) -> dict:
+def summary(data: CropSet, data_root: Path, scenes: str = "train") -> dict:
     groups, ids = excluded_sources(data_root)
     by_source: dict[str, dict[str, int]] = {}
     for source, label in zip(data.sources, data.labels, strict=True):
@@ -201,10 +202,29 @@ def summary(data: CropSet, data_root: Path) -> dict:
         "left_out": {
             "faces2_groups_of_closeups": len(groups),
             "maskedfacenet_ids_of_closeups": len(ids),
-            "scenes": "the 'eval' half of bench.detector_data.split_scenes, and the scene regions the "
-            "close-ups use as backgrounds",
+            "scenes": _scenes_left_out(scenes),
         },
     }
+
+
+def cache_path(frames: int, scenes: str, spec: PreprocessSpec = SPEC) -> Path:
+    """Where the mined crops for these settings are kept: keyed by everything that changes them."""
+    key_fields = [spec.to_dict(), frames, DATA_VERSION, scenes]
+    key = hashlib.sha256(json.dumps(key_fields).encode()).hexdigest()[:10]
+    return CACHE_DIR / f"crops_{spec.input_size}_{key}.npz"
+
+
+def _command(args) -> str:
+    options = [f"--scenes {args.scenes}"] + ([f"--seed {args.seed}"] if args.seed else [])
+    return "python -m train.verifier " + " ".join(options)
+
+
+def _scenes_left_out(scenes: str) -> str:
+    close_up_regions = "the scene regions the close-ups use as backgrounds"
+    if scenes == "all":
+        return f"none of the scene images; {close_up_regions}"
+    other = "eval" if scenes == "train" else "train"
+    return f"the '{other}' half of bench.detector_data.split_scenes, and {close_up_regions}"
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -214,25 +234,31 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--epochs", type=int, default=14)
     parser.add_argument("--frames", type=int, default=4000, help="composed training frames to mine")
     parser.add_argument("--remine", action="store_true", help="mine the crops again, ignoring the cache")
+    parser.add_argument("--seed", type=int, default=0, help="training seed (weights, order, augmentation)")
+    parser.add_argument(
+        "--scenes",
+        choices=SCENE_CHOICES,
+        default="train",
+        help="VOC scenes to learn from: a half of bench.detector_data.split_scenes, or all",
+    )
     args = parser.parse_args(argv)
     logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s %(message)s")
     started = time.monotonic()
-    key = hashlib.sha256(json.dumps([SPEC.to_dict(), args.frames, DATA_VERSION]).encode()).hexdigest()[:10]
-    cache = CACHE_DIR / f"crops_{SPEC.input_size}_{key}.npz"
+    cache = cache_path(args.frames, args.scenes)
     if cache.is_file() and not args.remine:
         data = CropSet.load(cache)
         data.summary = json.loads(cache.with_suffix(".json").read_text())
     else:
-        data = mine(args.data, SPEC, frames=args.frames)
+        data = mine(args.data, SPEC, frames=args.frames, scenes=args.scenes)
         cache.parent.mkdir(parents=True, exist_ok=True)
         data.save(cache)
         cache.with_suffix(".json").write_text(json.dumps(data.summary))
     val = split(data.groups)
-    model = fit(data, val, epochs=args.epochs)
+    model = fit(data, val, epochs=args.epochs, seed=args.seed)
     training = {
-        **summary(data, args.data),
-        "model": {"parameters": int(model.count_params()), "epochs": args.epochs},
-        "command": "python -m train.verifier",
+        **summary(data, args.data, args.scenes),
+        "model": {"parameters": int(model.count_params()), "epochs": args.epochs, "seed": args.seed},
+        "command": _command(args),
         "date": time.strftime("%Y-%m-%d"),
         "machine": platform.machine(),
         "minutes": round((time.monotonic() - started) / 60, 1),

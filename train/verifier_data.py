@@ -10,9 +10,10 @@ Training frames, none of them used by bench/detector_eval.py:
   with pasted non-face patches beside them (so a pasted rectangle's hard edge does not mean "face").
   Left out: every faces2 group and every MaskedFace-Net face id that bench/closeup_faces.csv uses.
   Backgrounds: scikit-image photos that the close-ups do not use (`TRAIN_BACKGROUNDS`), and face-free
-  regions of the training-half scenes away from the regions the close-ups use as backgrounds.
-- the training half of the scenes (bench.detector_data.split_scenes), as they are: candidates on their
-  annotated faces are positives. Candidates away from every annotated box are NOT used as negatives:
+  regions of the chosen scenes away from the regions the close-ups use as backgrounds.
+- the chosen scenes, as they are: candidates on their annotated faces are positives. Which scenes is
+  `scenes` (`SCENE_CHOICES`): a half of bench.detector_data.split_scenes ("train" or "eval"), so that a
+  verifier can be scored on the half it never saw, or "all" of them. Candidates away from every annotated box are NOT used as negatives:
   of the top 120 by score, about a third were real faces nobody boxed (crowds, selfies), and a verifier
   taught that those are not faces rejects exactly the faces we want back.
 - face parts, as negatives: candidates mostly inside a known face that match it at IoU <= 0.4 (the
@@ -35,9 +36,16 @@ from pathlib import Path
 import cv2
 import numpy as np
 
-from bench.detector_data import FRAME_H, FRAME_W, closeup_frames, closeup_list, split_scenes
+from bench.detector_data import (
+    FRAME_H,
+    FRAME_W,
+    SCENE_CHOICES,
+    chosen_scenes,
+    closeup_frames,
+    closeup_list,
+)
 from edge import blazeface
-from edge.datasets import load_image_bgr, read_voc_scenes
+from edge.datasets import load_image_bgr
 from edge.faces import COARSE_MIN_FACE_PX, COARSE_SIZE, DetectionPass, FaceDetector
 from edge.preprocess import PreprocessSpec, crop_face
 from edge.scoring import iou_matrix
@@ -306,19 +314,21 @@ def mine(
     frames: int = 2500,
     patches: int = 3000,
     seed: int = 0,
+    scenes: str = "train",
 ) -> CropSet:
-    """Every training example, mined from the sources above with `detector` (default pyramid)."""
+    """Every training example, mined from the sources above with `detector` (default pyramid), the scene
+    backgrounds and crops from `scenes` (one of SCENE_CHOICES)."""
+    if scenes not in SCENE_CHOICES:
+        raise ValueError(f"scenes must be one of {SCENE_CHOICES}, got {scenes!r}")
     data_root = Path(data_root)
     detector = detector or FaceDetector()
     rng, nrng = random.Random(seed), np.random.default_rng(seed)
     out = _Collector(spec)
     closeup_regions: dict[str, tuple[int, int, int, int]] = {}
     closeup_frames(data_root, regions=closeup_regions)
-    scenes = read_voc_scenes(data_root / "scenes")
-    half = split_scenes([s.image.name for s in scenes])
-    train_scenes = [s for s in scenes if half[s.image.name] == "train"]
+    train_scenes = chosen_scenes(data_root, scenes)
 
-    # backgrounds: unused skimage photos and free regions of training-half scenes
+    # backgrounds: unused skimage photos and free regions of the chosen scenes
     pool = _skimage_images()
     scene_candidates = {}
     for scene in train_scenes:
@@ -326,7 +336,7 @@ def mine(
         scene_candidates[scene.image.name] = boxes, scores
         blocking = boxes[scores >= REGION_BLOCK_SCORE]
         pool += _free_regions(scene, closeup_regions.get(scene.image.name), blocking, rng)
-    log.info("verifier data: %d backgrounds, %d training scenes", len(pool), len(train_scenes))
+    log.info("verifier data: %d backgrounds, %d training scenes (%s)", len(pool), len(train_scenes), scenes)
 
     # source faces, boxed once
     sources = []
@@ -388,6 +398,13 @@ def mine(
         count("random patch")
 
     result = out.result()
-    result.summary = {"counts": counts, "sources": len(sources), "backgrounds": len(pool), "seed": seed}
+    result.summary = {
+        "counts": counts,
+        "sources": len(sources),
+        "backgrounds": len(pool),
+        "seed": seed,
+        "scenes": scenes,
+        "scene_images": len(train_scenes),
+    }
     log.info("verifier data: %s", counts)
     return result
