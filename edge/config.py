@@ -240,7 +240,7 @@ def _check_scalar(path: str, value: Any, tp, meta: dict) -> Any:
     lo, hi, choices = meta.get("lo"), meta.get("hi"), meta.get("choices")
     if choices is not None and value not in choices:
         raise ConfigError(f"{path}: {value!r} is not one of {', '.join(map(str, choices))}")
-    if (lo is not None and value < lo) or (hi is not None and value > hi):
+    if (lo is not None and not value >= lo) or (hi is not None and not value <= hi):  # NaN fails both
         raise ConfigError(f"{path}: {value!r} is out of range [{lo}, {hi}]")
     return value
 

@@ -57,6 +57,10 @@ def test_no_file_means_the_defaults():
         ({"camera": {"fps_limit": "fast"}}, r"camera\.fps_limit: expected a number, got 'fast'"),
         ({"camera": {"loop": "yes"}}, r"camera\.loop: expected true or false"),
         (
+            {"decision": {"violation_ratio": float("nan")}},  # YAML's .nan compares false with any bound
+            r"decision\.violation_ratio: nan is out of range \[0\.05, 1\.0\]",
+        ),
+        (
             {"detector": {"strategy": "both"}},
             r"detector\.strategy: 'both' is not one of pyramid, dual, full_range, short_range",
         ),
