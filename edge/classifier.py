@@ -18,7 +18,7 @@ from pathlib import Path
 import numpy as np
 
 from edge import paths
-from edge.model_metadata import ModelMetadata, load_metadata, validate_against
+from edge.model_metadata import LABELS, ModelMetadata, ModelMetadataError, load_metadata, validate_against
 from edge.preprocess import Box, PreprocessSpec, crop_face
 from edge.runtime import dequantize, make_interpreter, quant_params, quantize
 
@@ -122,6 +122,7 @@ class MaskClassifier:
             )
         self.model_path = model_path
         self.metadata: ModelMetadata = load_metadata(model_path)
+        _check_labels(self.metadata.labels, model_path)
         self.labels: list[str] = list(self.metadata.labels)
         self.spec: PreprocessSpec = self.metadata.preprocess
         self._invoker = BatchInvoker(model_path, threads=threads, batching=batching)
@@ -160,6 +161,16 @@ class MaskClassifier:
         best = int(np.argmax(probabilities))
         scores = {label: float(p) for label, p in zip(self.labels, probabilities, strict=True)}
         return Prediction(label=self.labels[best], score=float(probabilities[best]), scores=scores)
+
+
+def _check_labels(labels: list[str], model_path: Path) -> None:
+    """The decision and the alarm know violations by name: a label they do not know would never alarm."""
+    unknown = [label for label in labels if label not in LABELS]
+    if unknown or len(set(labels)) != len(labels):
+        raise ModelMetadataError(
+            f"{model_path.with_suffix('.json')}: labels {labels} must be distinct names from "
+            f"{', '.join(LABELS)}" + (f" (unknown: {', '.join(map(str, unknown))})" if unknown else "")
+        )
 
 
 def _box_of(item) -> Box:

@@ -150,6 +150,8 @@ def _copy_with_sidecar(tmp_path: Path, **changes) -> Path:
     [
         ({"model_sha256": "0" * 64}, "another model file"),
         ({"labels": ["with_mask", "without_mask"]}, "3 outputs"),
+        ({"labels": ["mask", "no_mask", "incorrect"]}, "unknown: mask, no_mask, incorrect"),
+        ({"labels": ["with_mask", "without_mask", "without_mask"]}, "must be distinct names"),
         ({"preprocess__input_size": 32}, "metadata says"),
         ({"input__scale": 0.5}, "quantization"),
         ({"output__dtype": "int8"}, "dtype"),
