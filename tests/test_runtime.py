@@ -1,0 +1,44 @@
+"""The TFLite runtime seam: LiteRT when installed, else tflite-runtime, else an error saying what to install."""
+
+from __future__ import annotations
+
+import sys
+import types
+
+import pytest
+
+from edge import runtime
+
+
+class FrozenInterpreter:
+    """Stands in for tflite_runtime's Interpreter (the Pi's fallback when LiteRT has no wheel)."""
+
+
+def _fake_tflite_runtime(monkeypatch) -> None:
+    package = types.ModuleType("tflite_runtime")
+    module = types.ModuleType("tflite_runtime.interpreter")
+    module.Interpreter = FrozenInterpreter
+    package.interpreter = module
+    monkeypatch.setitem(sys.modules, "tflite_runtime", package)
+    monkeypatch.setitem(sys.modules, "tflite_runtime.interpreter", module)
+
+
+def test_litert_comes_first_when_both_are_installed(monkeypatch):
+    from ai_edge_litert.interpreter import Interpreter
+
+    _fake_tflite_runtime(monkeypatch)
+    assert runtime._interpreter_class() is Interpreter
+
+
+def test_without_litert_the_frozen_tflite_runtime_is_used(monkeypatch):
+    monkeypatch.setitem(sys.modules, "ai_edge_litert.interpreter", None)  # `import` raises ImportError
+    _fake_tflite_runtime(monkeypatch)
+    assert runtime._interpreter_class() is FrozenInterpreter
+
+
+def test_without_either_the_error_says_what_to_install(monkeypatch):
+    monkeypatch.setitem(sys.modules, "ai_edge_litert.interpreter", None)
+    monkeypatch.setitem(sys.modules, "tflite_runtime.interpreter", None)
+    with pytest.raises(runtime.RuntimeMissingError, match=r"pip install ai-edge-litert") as caught:
+        runtime._interpreter_class()
+    assert isinstance(caught.value, ImportError)
