@@ -288,6 +288,26 @@ def test_a_wrong_model_exits_2_saying_what_disagrees(tmp_path, pins, caplog):
     )
 
 
+def test_a_reload_whose_new_model_cannot_start_goes_back_to_the_last_good_one(tmp_path, pins, caplog):
+    config = write_config(tmp_path / "config.yaml")
+    app = App(
+        config, source=str(write_folder(empty(2), tmp_path / "f")), pin_factory=pins, state_dir=tmp_path / "s"
+    )
+    app.config = app.load()
+    app._start(app.stages(), app.config)
+    try:
+        good, classifier = app.config, app.parts["classifier"]
+        write_config(config, model=tmp_path / "nope.tflite")
+        assert app.reload() is False
+        assert "the new config cannot start" in caplog.text and "nope.tflite not found" in caplog.text
+        assert app.config is good and app.parts["classifier"] is not classifier, "rebuilt from the last good"
+        assert app.parts["classifier"].model_path == COLOR_MODEL
+        assert app._run_loop().frames == 2, "the loop runs on with the last good config"
+    finally:
+        app._stop(app.stages())
+    assert_all_off_and_released(pins, RED, BUZZER, GREEN)
+
+
 # --- a real daemon process: signals from outside ---------------------------------------------------------
 
 
