@@ -1,10 +1,14 @@
 """The face verifier's effect on the detector: recall and precision before and after, and its cost.
 
-    python -m bench.verifier_eval [--data ../shared/data] [--model F] [--floor 0.3 ...] [--write docs/detector.md]
+    python -m bench.verifier_eval [--data ../shared/data] [--model F] [--refinement F] [--half eval|train]
+                                  [--floor 0.3 ...] [--no-timing] [--write docs/detector.md]
 
 Same frames and scoring as bench/detector_eval.py (close-ups, scenes; IoU 0.5, COCO-style precision by
 size), but the scenes are reported on the half the verifier never saw ("scenes, eval half") as well as
-all of them ("scenes, all: half of these trained the verifier"). The close-ups' faces and background
+all of them ("scenes, all: half of these trained the verifier"). `--model`, `--refinement` and `--half
+train` score a verifier and box refinement made from the other half (`python -m train.verifier --scenes
+eval`, `python -m train.box_refinement --scenes eval`) on the "train" half instead: the second fold of
+a cross-fit. The close-ups' faces and background
 regions were kept out of its training (train/verifier_data.py). Cost: how many candidates per frame
 the verifier checks, and the process CPU time of `FaceDetector.detect` with and without it (1 thread,
 100 close-up frames with one face, 5 runs each, fastest run per frame, median over frames).
@@ -32,6 +36,7 @@ from bench.detector_eval import (
     summary_table,
     write_into,
 )
+from edge.box_refine import BoxRefinement
 from edge.config import DetectorConfig
 from edge.faces import FaceDetector
 from edge.verifier import FaceVerifier, verifier_model_path
@@ -60,10 +65,13 @@ class CountingVerifier:
         return keep
 
 
-def detector_with(config: DetectorConfig, model: Path | None) -> FaceDetector:
+def detector_with(config: DetectorConfig, model: Path | None, refinement: Path | None = None) -> FaceDetector:
+    """The detector of `config`, with the verifier `model` and box refinement `refinement` if given."""
     detector = FaceDetector(config)
     if config.verifier and model is not None:
         detector.verifier = FaceVerifier(model)
+    if config.box_refinement and refinement is not None:
+        detector.refinement = BoxRefinement.load(refinement)
     return detector
 
 
@@ -164,6 +172,12 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument(
         "--model", type=Path, default=None, help="verifier .tflite (default: the shipped one)"
     )
+    parser.add_argument(
+        "--refinement", type=Path, default=None, help="box refinement .json (default: the shipped one)"
+    )
+    parser.add_argument(
+        "--half", choices=("eval", "train"), default="eval", help="the scene half to report as unseen"
+    )
     parser.add_argument("--floor", type=float, nargs="+", default=[0.3], help="verifier_floor values to run")
     parser.add_argument("--no-timing", action="store_true")
     parser.add_argument("--write", type=Path, help="markdown file whose verifier results section to replace")
@@ -173,7 +187,7 @@ def main(argv: list[str] | None = None) -> int:
     half = split_scenes([f.name for f in scenes])
     frame_sets = {
         CLOSEUPS: closeup_frames(args.data),
-        "scenes, eval half": [f for f in scenes if half[f.name] == "eval"],
+        f"scenes, {args.half} half": [f for f in scenes if half[f.name] == args.half],
         "scenes, all (half trained the verifier)": scenes,
     }
     labels = {name: sorted({lab for f in frames for lab in f.labels}) for name, frames in frame_sets.items()}
@@ -191,10 +205,12 @@ def main(argv: list[str] | None = None) -> int:
     for name, config in settings.items():
         results[name], counts[name] = {}, {}
         for set_name, frames in frame_sets.items():
-            detector = detector_with(for_frames(config, set_name), model)
+            detector = detector_with(for_frames(config, set_name), model, args.refinement)
             results[name][set_name], counts[name][set_name] = evaluate(detector, frames)
         if not args.no_timing:
-            timings[name] = cpu_ms(detector_with(dataclasses.replace(config, threads=1), model), one_face)
+            timings[name] = cpu_ms(
+                detector_with(dataclasses.replace(config, threads=1), model, args.refinement), one_face
+            )
         print(f"{name}: done", file=sys.stderr, flush=True)
     if not args.no_timing:
         counts["per candidate"] = ms_per_candidate(model, one_face)

@@ -223,6 +223,19 @@ def test_identity_parameters_in_the_detector_give_blazefaces_own_boxes(astronaut
     assert np.allclose([f.box for f in detector.detect(astronaut, "RGB")], [f.box for f in raw], atol=1e-3)
 
 
+def test_the_verifier_bench_detects_with_the_refinement_file_it_is_given(astronaut, tmp_path):
+    from bench.verifier_eval import detector_with
+    from edge.verifier import verifier_model_path
+
+    path = tmp_path / "box_refinement.json"
+    path.write_text(BoxRefinement.identity().to_json())
+    raw = FaceDetector(DetectorConfig(box_refinement=False)).detect(astronaut, "RGB")
+    given = detector_with(DetectorConfig(), verifier_model_path(), path).detect(astronaut, "RGB")
+    shipped = detector_with(DetectorConfig(), verifier_model_path()).detect(astronaut, "RGB")
+    assert np.allclose([f.box for f in given], [f.box for f in raw], atol=1e-3)
+    assert not np.allclose([f.box for f in shipped], [f.box for f in raw], atol=1.0)
+
+
 def test_a_face_at_the_bottom_of_the_frame_is_not_pushed_onto_its_border(astronaut):
     frame, expected = astronaut_in_frame(astronaut, 200, at=(0.5, 0.76))  # chin 8 px above the bottom
     (face,) = FaceDetector().detect(frame, "RGB")

@@ -31,6 +31,7 @@ from edge.config import DetectorConfig
 from edge.datasets import load_image_bgr
 from edge.faces import FaceDetector
 from edge.scoring import iou_matrix, match_boxes
+from edge.verifier import FaceVerifier
 
 log = logging.getLogger(__name__)
 
@@ -148,22 +149,29 @@ def main(argv: list[str] | None = None) -> int:
         default="train",
         help="VOC scenes to fit on: a half of bench.detector_data.split_scenes, or all",
     )
+    parser.add_argument(
+        "--verifier", type=Path, default=None, help="face verifier .tflite to detect with (default: shipped)"
+    )
     args = parser.parse_args(argv)
     logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s %(message)s")
     train = chosen_scenes(args.data, args.scenes)
-    config = DetectorConfig(box_refinement=False)
-    pairs = matched_pairs(FaceDetector(config), train)
+    detector = FaceDetector(DetectorConfig(box_refinement=False))
+    if args.verifier is not None:
+        detector.verifier = FaceVerifier(args.verifier)
+    pairs = matched_pairs(detector, train)
     refinement = fit(pairs.boxes, pairs.keypoints, pairs.truth)
     refined = refinement.refine(pairs.boxes, pairs.keypoints)
     names = "\n".join(sorted(s.image.name for s in train)).encode()
     refinement.fitted = {
-        "command": f"{COMMAND} --data {args.data} --scenes {args.scenes}",
+        "command": f"{COMMAND} --data {args.data} --scenes {args.scenes}"
+        + (f" --verifier {args.verifier}" if args.verifier else ""),
         "date": datetime.date.today().isoformat(),
         "data": _data_note(args.data / "scenes", args.scenes),
         "scenes": len(train),
         "scene_names_sha256": hashlib.sha256(names).hexdigest(),
         "annotated_faces": sum(len(s.faces) for s in train),
-        "detector": "FaceDetector defaults (pyramid, face verifier on) with box_refinement off",
+        "detector": "FaceDetector defaults (pyramid, face verifier on) with box_refinement off"
+        + (f", verifier {args.verifier}" if args.verifier else ""),
         "match": f"one to one at IoU >= {MIN_IOU}",
         "pairs": len(pairs),
         "left_out": {**pairs.left_out, "edge_px": EDGE_PX, "min_face_px": MIN_FACE_PX},
