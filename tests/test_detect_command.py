@@ -112,6 +112,22 @@ def test_annotate_writes_each_image_with_its_boxes_drawn(capsys, photos, color_c
     assert np.array_equal(empty, cv2.imread(str(folder / "d_empty.png")))
 
 
+def test_annotated_images_with_the_same_name_do_not_replace_each_other(
+    capsys, photos, color_config, tmp_path
+):
+    folder, _ = photos
+    other = tmp_path / "other"
+    other.mkdir()
+    cv2.imwrite(str(other / "a_mask.png"), entrance_background())  # same name, another photo
+    out_dir = tmp_path / "annotated"
+    args = ["detect", "--config", str(color_config), "--annotate", str(out_dir)]
+    assert cli_main([*args, str(folder / "a_mask.png"), str(other / "a_mask.png")]) == 0
+    capsys.readouterr()
+    assert cv2.imread(str(out_dir / "a_mask.png")).shape == cv2.imread(str(folder / "a_mask.png")).shape
+    assert np.array_equal(cv2.imread(str(out_dir / "a_mask-2.png")), entrance_background())
+    assert np.any(cv2.imread(str(out_dir / "a_mask.png")) != cv2.imread(str(folder / "a_mask.png")))
+
+
 def test_unreadable_images_are_reported_and_the_rest_still_run(capsys, photos, color_config, tmp_path):
     folder, _ = photos
     broken = tmp_path / "broken.jpg"

@@ -104,6 +104,17 @@ def _summary_line(path: Path, width: int, height: int, records: list[dict]) -> s
     return "\n".join(lines)
 
 
+def _unused(target: Path, written: set[Path]) -> Path:
+    """`target`, or `name-2.ext`, `name-3.ext` ... when an earlier input of this run (`a/x.jpg` and
+    `b/x.jpg` given by path) was already written there, so no annotated copy silently replaces another."""
+    candidate, n = target, 1
+    while candidate in written:
+        n += 1
+        candidate = target.with_name(f"{target.stem}-{n}{target.suffix}")
+    written.add(candidate)
+    return candidate
+
+
 def handle(args: argparse.Namespace) -> int:
     import cv2
 
@@ -130,6 +141,7 @@ def handle(args: argparse.Namespace) -> int:
         print(f"error: {exc}", file=sys.stderr)
         return 2
     failures = 0
+    written: set[Path] = set()
     for path, relative in find_images(args.inputs):
         image = cv2.imread(str(path), cv2.IMREAD_COLOR)
         if image is None:
@@ -147,7 +159,7 @@ def handle(args: argparse.Namespace) -> int:
         else:
             print(_summary_line(path, width, height, records), flush=True)
         if args.annotate:
-            target = args.annotate / relative
+            target = _unused(args.annotate / relative, written)
             target.parent.mkdir(parents=True, exist_ok=True)
             if not cv2.imwrite(str(target), annotate(image, records)):
                 print(f"error: cannot write {target}", file=sys.stderr)
