@@ -42,6 +42,9 @@ class SourceConfigError(ValueError):
 
 
 class FrameSource(Protocol):
+    """A source may also offer `full_frame()`: the last read frame at a higher resolution (picamera2's
+    main stream) or None, valid until the next `read()`. The loop passes it on to the observers."""
+
     name: str
 
     def open(self) -> None: ...
@@ -114,6 +117,9 @@ class Picamera2Source:
 
     The ISP scales the sensor image to the lores size for free, so analysis never resizes on the CPU.
     "RGB888" in libcamera's naming is B, G, R in memory, i.e. already OpenCV's BGR: no swap.
+    Both streams come from the same request, so `full_frame()` is the very moment `read()` returned, at
+    the main stream's resolution: the request is held until the next `read()` (or `close()`), and its
+    main buffer is copied only when asked (violation snapshots).
     picamera2 is imported here, lazily: it only comes from apt on Raspberry Pi OS.
     """
 
@@ -124,6 +130,7 @@ class Picamera2Source:
         self._camera = None
         self._lores: tuple[int, int, int] | None = None  # width, height, stride
         self._mapped_array = None
+        self._held = None  # the last read's request, for full_frame()
 
     def open(self) -> None:
         try:
@@ -155,6 +162,7 @@ class Picamera2Source:
     def read(self) -> np.ndarray:
         if self._camera is None:
             raise CameraError("picamera2: camera not open")
+        self._release_held()
         try:
             request = self._capture_request()
         except Exception as exc:
@@ -162,9 +170,12 @@ class Picamera2Source:
         try:
             with self._mapped_array(request, "lores", reshape=False) as mapped:  # no copy of the YUV buffer
                 width, height, stride = self._lores
-                return yuv420_to_bgr(mapped.array, width, height, stride)
-        finally:
+                frame = yuv420_to_bgr(mapped.array, width, height, stride)
+        except BaseException:
             request.release()
+            raise
+        self._held = request
+        return frame
 
     def _capture_request(self):
         try:
@@ -173,11 +184,17 @@ class Picamera2Source:
         except TypeError:  # picamera2 older than 0.3.17 has no timeout
             return self._camera.capture_request()
 
-    def snapshot(self) -> np.ndarray:
-        """A full-resolution BGR frame from the main stream (for violation snapshots)."""
-        return self._camera.capture_array("main")
+    def full_frame(self) -> np.ndarray | None:
+        """The last `read()`'s frame from the main stream (snapshot_width x snapshot_height), BGR, a copy."""
+        return None if self._held is None else self._held.make_array("main")
+
+    def _release_held(self) -> None:
+        request, self._held = self._held, None
+        if request is not None:
+            request.release()
 
     def close(self) -> None:
+        self._release_held()
         camera, self._camera = self._camera, None
         if camera is not None:
             try:
@@ -403,9 +420,10 @@ class RetryingSource:
             self.failures, self._delay = 0, self.initial_s
         return frame
 
-    def snapshot(self) -> np.ndarray | None:
-        source = self._source
-        return source.snapshot() if source is not None and hasattr(source, "snapshot") else None
+    def full_frame(self) -> np.ndarray | None:
+        """The last frame at full resolution where the source has one (picamera2), else None."""
+        full_frame = getattr(self._source, "full_frame", None)
+        return full_frame() if full_frame is not None else None
 
     def close(self) -> None:
         source, self._source = self._source, None

@@ -144,6 +144,7 @@ def run_loop(
     fps = FpsMeter()
     summary = LoopSummary()
     camera_ok: bool | None = None
+    full_frame = getattr(source, "full_frame", None)  # picamera2's main stream, for snapshots
     started = perf_counter()
     while True:
         if stop.is_set():
@@ -187,7 +188,14 @@ def run_loop(
         stage_ms["capture"] = capture_ms
         stage_ms["total"] = (perf_counter() - t0) * 1e3
         result = FrameResult(
-            first_index + summary.frames, timestamp, frame, faces, stage_ms, fps.tick(timestamp), still
+            first_index + summary.frames,
+            timestamp,
+            frame,
+            faces,
+            stage_ms,
+            fps.tick(timestamp),
+            still,
+            full_frame,
         )
         fanout.call("on_frame", result)
         for event in events:

@@ -6,6 +6,7 @@ dropped without touching the alarm path.
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Protocol
 
@@ -36,6 +37,9 @@ class FrameResult:
     )  # "capture", "detect", "classify", "decide", "total"
     fps: float = 0.0
     detection_skipped: bool = False  # motion gate saw a still scene
+    # The same moment at the camera's full resolution (picamera2's main stream), a copy made on each
+    # call: only during this frame's on_frame/on_event calls. None for sources without one.
+    full_frame: Callable[[], np.ndarray | None] | None = field(default=None, compare=False, repr=False)
 
 
 @dataclass(frozen=True)

@@ -80,9 +80,13 @@ def test_yuv420_keeps_colour_order_red_stays_red():
 
 
 class FakeRequest:
-    def __init__(self, buffer):
-        self.buffer = buffer
+    def __init__(self, buffer, main):
+        self.buffer, self.main = buffer, main  # lores YUV420 with stride, main RGB888 (BGR in memory)
         self.released = False
+
+    def make_array(self, stream):
+        assert stream == "main" and not self.released, "a released request's buffers are the camera's again"
+        return self.main.copy()
 
     def release(self):
         self.released = True
@@ -134,7 +138,9 @@ class FakePicamera2:
         if FakePicamera2.fail_capture:
             raise TimeoutError("no frame")
         w, h = self.video["lores"]["size"]
-        self.requests.append(FakeRequest(padded_i420(scene(w, h), w + 64)))
+        seed = len(self.requests)
+        main = scene(*self.video["main"]["size"], seed=seed)
+        self.requests.append(FakeRequest(padded_i420(scene(w, h, seed=seed), w + 64), main))
         return self.requests[-1]
 
     def stop(self):
@@ -169,9 +175,37 @@ def test_picamera2_main_rgb888_for_snapshots_lores_yuv420_for_analysis(fake_pica
     np.testing.assert_array_equal(
         frame, cv2.cvtColor(padded_i420(scene(320, 240), 320), cv2.COLOR_YUV2BGR_I420)
     )
-    assert camera.requests[0].released, "every request goes back to the camera"
+    source.read()
+    assert camera.requests[0].released, "every request goes back to the camera by the next read"
     source.close()
-    assert camera.closed and not camera.started
+    assert camera.requests[1].released and camera.closed and not camera.started
+
+
+def test_picamera2_full_frame_is_the_main_stream_of_the_frame_just_read(fake_picamera2):
+    config = CameraConfig(width=320, height=240, snapshot_width=1280, snapshot_height=960)
+    source = Picamera2Source(config)
+    source.open()
+    assert source.full_frame() is None, "nothing read yet"
+    first = source.read()
+    full = source.full_frame()
+    assert full.shape == (960, 1280, 3) and first.shape == (240, 320, 3)
+    np.testing.assert_array_equal(full, scene(1280, 960, seed=0))  # RGB888 is BGR already: no swap
+    source.read()
+    np.testing.assert_array_equal(source.full_frame(), scene(1280, 960, seed=1))
+    assert not np.array_equal(full, source.full_frame()), "a copy, not a buffer the camera reuses"
+    source.close()
+    assert source.full_frame() is None
+
+
+def test_retrying_source_passes_the_full_frame_on(fake_picamera2):
+    source = RetryingSource(lambda: Picamera2Source(CameraConfig(snapshot_width=640, snapshot_height=480)))
+    assert source.full_frame() is None
+    source.read()
+    assert source.full_frame().shape == (480, 640, 3)
+    source.close()
+    folder = RetryingSource(lambda: FrameListSource([scene()]))
+    folder.read()
+    assert folder.full_frame() is None, "sources without a main stream have no full frame"
 
 
 def test_picamera2_without_a_frame_is_a_lost_camera(fake_picamera2):

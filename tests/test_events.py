@@ -9,6 +9,7 @@ import logging
 import os
 import subprocess
 import time
+from dataclasses import replace
 from pathlib import Path
 
 import cv2
@@ -176,6 +177,45 @@ def test_snapshot_pixelates_other_faces(tmp_path):
         return cv2.Laplacian(saved[y1 + 10 : y2 - 10, x1 + 10 : x2 - 10], cv2.CV_64F).var()
 
     assert detail(violator) > 20 * detail(bystander)
+    saver.close()
+
+
+def test_snapshot_is_drawn_on_the_full_resolution_frame_where_the_source_has_one(tmp_path):
+    """picamera2: the loop hands over the main stream (here 1280x960) of the analysed 640x480 frame."""
+    saver = SnapshotSaver(tmp_path, blur_others=True, clock=FakeClock())
+    analysis, full = textured(seed=7), textured(shape=(960, 1280, 3), level=160, seed=8)
+    copies = []
+
+    def full_frame():
+        copies.append(1)
+        return full.copy()
+
+    violator, bystander = (60.0, 60.0, 220.0, 260.0), (380.0, 80.0, 540.0, 280.0)
+    faces = [
+        face(box=violator, track_id=1),
+        face(box=bystander, label="with_mask", score=0.95, track_id=2),
+        face(box=(250.0, 300.0, 330.0, 400.0), label="without_mask", score=0.8, track_id=3),
+    ]
+    result = replace(frame_result(0, faces, image=analysis), full_frame=full_frame)
+    saver.on_frame(result)
+    assert len(copies) == 1, "one copy per frame, shared by every violator in it"
+    saver.on_frame(replace(frame_result(1, [faces[1]], image=analysis), full_frame=full_frame))
+    assert len(copies) == 1, "no copy for a frame with only masked people"
+
+    name = saver.save(alarm(box=violator, image=analysis), "x-t1")
+    assert saver.flush()
+    saved = cv2.imread(str(tmp_path / name))
+    assert saved.shape == (960, 1280, 3)
+    assert abs(float(saved[700:900, 900:1200].mean()) - 160) < 10, "the full frame's picture"
+    gray = cv2.cvtColor(saved, cv2.COLOR_BGR2GRAY)
+
+    def detail(box):  # boxes in analysis pixels, looked up at twice the size
+        x1, y1, x2, y2 = (int(v * 2) for v in box)
+        return cv2.Laplacian(gray[y1 + 20 : y2 - 20, x1 + 20 : x2 - 20], cv2.CV_64F).var()
+
+    assert detail(violator) > 20 * detail(bystander), "the bystander pixelated where they are at 1280x960"
+    red = saved[:, :, 2].astype(int) - saved[:, :, 1]
+    assert red[120:520, 119:122].mean() > 100 and red[120:520, 438:441].mean() > 100, "box at 2x"
     saver.close()
 
 

@@ -5,6 +5,7 @@ from __future__ import annotations
 import threading
 import time
 
+import cv2
 import numpy as np
 import pytest
 from daemon_scenes import COLOR_MODEL, Recorder, StepClock, approaching, empty
@@ -259,6 +260,57 @@ def test_alarm_events_reach_observers_with_their_frame_and_alarm_once():
     assert alarm.calls == [("alert", "without_mask")]
     (event,) = recorder.events
     assert event.frame is frames[2] and event.track_length == 3
+
+
+class MainStreamCamera:
+    """A picamera2-like source: 640x480 analysis frames, and the same moment at 1280x960 on request."""
+
+    name = "main stream camera"
+
+    def __init__(self, frames=10):
+        self.left, self.reads = frames, 0
+
+    def open(self):
+        pass
+
+    def read(self):
+        if self.left == 0:
+            return None
+        self.left -= 1
+        self.reads += 1
+        return np.full((480, 640, 3), 40, np.uint8)
+
+    def full_frame(self):
+        return np.full((960, 1280, 3), 200 + self.reads, np.uint8)  # which frame it is, in its level
+
+    def close(self):
+        pass
+
+
+def test_a_violation_snapshot_is_taken_from_the_sources_full_resolution_frame(tmp_path):
+    from edge.observers.events import EventLog
+    from edge.observers.snapshots import SnapshotSaver
+
+    snapshots = SnapshotSaver(tmp_path / "snapshots", blur_others=False)
+    events = EventLog(tmp_path, snapshots=snapshots)
+    summary = run_loop(
+        MainStreamCamera(),
+        ScriptedDetector([(300, 200, 380, 300)]),
+        ScriptedClassifier(),
+        Decider(),
+        NullAlarm(),
+        observers=[snapshots, events],
+        clock=StepClock(),
+    )
+    assert len(summary.events) == 1 and snapshots.flush() and events.flush()
+    (path,) = snapshots.files()
+    saved = cv2.imread(str(path))
+    assert saved.shape == (960, 1280, 3), "camera.snapshot_width x snapshot_height, not the 640x480 analysed"
+    assert 201 <= saved[10:100, 10:100].mean() <= 203, "one of the frames the person was seen in"
+    red = saved[:, :, 2].astype(int) - saved[:, :, 1]
+    assert red[400:600, 598:602].mean() > 100, "the face box at 2x (x1 = 300 -> 600)"
+    snapshots.close()
+    events.close()
 
 
 def test_motion_gate_skips_detection_on_a_still_empty_scene_only():

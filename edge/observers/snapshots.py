@@ -5,6 +5,12 @@ frames in which their face looked best by a cheap measure (area x violation prob
 fires, a background thread scores those candidates properly (largest, sharpest, highest score), blurs the
 other faces, writes the JPEG and then applies retention (days, total MB). A full disk stops the saving
 with one log line (see edge.observers.storage.DiskGuard); the alarm never waits for any of it.
+
+Candidates are judged on the analysis frame, but where the source has a full-resolution view of the same
+moment (picamera2's main stream, `camera.snapshot_width` x `snapshot_height`), a candidate that looks
+like a violation also keeps a copy of that, and the JPEG is drawn on it, the boxes scaled from analysis
+to snapshot pixels. That copy (1280x960: 3.7 MB, about a millisecond) is made at most once per frame and
+only while someone in it looks like a violator; other sources' snapshots are the analysis frame.
 """
 
 from __future__ import annotations
@@ -27,6 +33,7 @@ log = logging.getLogger(__name__)
 VIOLATION_LABELS = ("without_mask", "mask_weared_incorrect")
 CANDIDATES_PER_TRACK = 3
 FORGET_AFTER_FRAMES = 300  # a track unseen this many frames is dropped with its candidates
+FULL_FRAME_MIN_SCORE = 0.5  # below this violation probability a candidate keeps no full-resolution copy
 
 
 @dataclass(frozen=True)
@@ -37,6 +44,7 @@ class Candidate:
     score: float  # violation probability
     others: tuple[tuple[float, float, float, float], ...]  # the other faces' boxes in that frame
     index: int
+    full: np.ndarray | None = None  # the same moment at full resolution, where the source has one
 
 
 def violation_probability(face: FaceResult) -> float:
@@ -82,21 +90,30 @@ def pixelate(image: np.ndarray, box) -> None:
     image[y1:y2, x1:x2] = cv2.resize(small, (x2 - x1, y2 - y1), interpolation=cv2.INTER_NEAREST)
 
 
+def scale_box(box, sx: float, sy: float) -> tuple[float, float, float, float]:
+    return box[0] * sx, box[1] * sy, box[2] * sx, box[3] * sy
+
+
 def render_snapshot(best: Candidate, label: str, blur_others: bool) -> np.ndarray:
-    image = best.frame.copy()
+    """The candidate's full-resolution frame if it has one, else its analysis frame, with the boxes
+    scaled from analysis to that frame's pixels (both streams see the same field of view)."""
+    source = best.full if best.full is not None else best.frame
+    sy, sx = (s / a for s, a in zip(source.shape[:2], best.frame.shape[:2], strict=True))
+    image = source.copy()
     if blur_others:
         for other in best.others:
-            pixelate(image, other)
-    x1, y1, x2, y2 = clip_box(best.box, image.shape)
-    cv2.rectangle(image, (x1, y1), (x2, y2), (0, 0, 255), 2)
+            pixelate(image, scale_box(other, sx, sy))
+    x1, y1, x2, y2 = clip_box(scale_box(best.box, sx, sy), image.shape)
+    zoom = max(1.0, image.shape[1] / 640)  # the label reads the same at any resolution
+    cv2.rectangle(image, (x1, y1), (x2, y2), (0, 0, 255), round(2 * zoom))
     cv2.putText(
         image,
         f"{label} {best.score:.2f}",
-        (x1, max(12, y1 - 6)),
+        (x1, max(round(12 * zoom), y1 - round(6 * zoom))),
         cv2.FONT_HERSHEY_SIMPLEX,
-        0.5,
+        0.5 * zoom,
         (0, 0, 255),
-        1,
+        round(zoom),
         cv2.LINE_AA,
     )
     return image
@@ -126,6 +143,8 @@ class SnapshotSaver:
         self._clock = clock
         self._tracks: dict[int, list[Candidate]] = {}
         self._last_seen: dict[int, int] = {}
+        self._current: FrameResult | None = None  # the frame being observed, for its full-resolution copy
+        self._current_full: np.ndarray | None = None
         self._worker = BackgroundWorker("snapshots", max_jobs=8)
         self._worker.submit(self._prepare)
 
@@ -133,6 +152,7 @@ class SnapshotSaver:
 
     def on_frame(self, result: FrameResult) -> None:
         """O(faces): remember the frame reference if it is among this track's best so far."""
+        self._current, self._current_full = result, None
         boxes = [f.box for f in result.faces]
         for i, face in enumerate(result.faces):
             if face.track_id is None:
@@ -144,7 +164,8 @@ class SnapshotSaver:
             if len(kept) >= CANDIDATES_PER_TRACK and rough <= kept[-1].rough_quality:
                 continue
             others = tuple(b for j, b in enumerate(boxes) if j != i)
-            kept.append(Candidate(rough, result.frame, face.box, score, others, result.index))
+            full = self._full_frame(result.frame) if score >= FULL_FRAME_MIN_SCORE else None
+            kept.append(Candidate(rough, result.frame, face.box, score, others, result.index, full))
             kept.sort(key=lambda c: -c.rough_quality)
             del kept[CANDIDATES_PER_TRACK:]
         if result.index % 30 == 0:
@@ -167,7 +188,8 @@ class SnapshotSaver:
             return None
         candidates = list(self._tracks.get(event.track_id, ()))
         if event.frame is not None and not any(c.frame is event.frame for c in candidates):
-            candidates.append(Candidate(0.0, event.frame, event.box, float(event.score), (), -1))
+            full = self._full_frame(event.frame)
+            candidates.append(Candidate(0.0, event.frame, event.box, float(event.score), (), -1, full))
         if not candidates:
             log.warning("snapshot for track %d skipped: no frame of it was kept", event.track_id)
             return None
@@ -192,6 +214,16 @@ class SnapshotSaver:
         if self.guard.attempt(lambda: write_atomic(path, jpeg.tobytes()), path):
             self.saved += 1
             self._apply_retention()
+
+    def _full_frame(self, frame: np.ndarray) -> np.ndarray | None:
+        """`frame` at full resolution if it is the frame being observed and its source has one; one copy
+        per frame, shared by every candidate taken from it."""
+        current = self._current
+        if current is None or current.frame is not frame or current.full_frame is None:
+            return None
+        if self._current_full is None:
+            self._current_full = current.full_frame()
+        return self._current_full
 
     def _prepare(self) -> None:
         self.guard.attempt(lambda: self.directory.mkdir(parents=True, exist_ok=True), self.directory)
