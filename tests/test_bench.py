@@ -2,9 +2,16 @@
 
 from __future__ import annotations
 
+import socket
+import subprocess
+from pathlib import Path
+
+import pytest
+import yaml
 from daemon_scenes import COLOR_MODEL
 
 from edge.commands import bench
+from edge.config import ConfigError
 
 
 def test_bench_frames_hold_one_and_six_detectable_faces():
@@ -31,3 +38,75 @@ def test_the_worst_case_searches_every_frame_in_full_and_classifies_every_face()
     worst = bench.worst_case(Config())
     assert worst.detector.fine_every == 1 and worst.decision.reclassify_every == 1
     assert worst.detector.fine_size == Config().detector.fine_size  # nothing else changes
+
+
+def write_config(tmp_path, text: str):
+    path = tmp_path / "mine.yaml"
+    path.write_text(text)
+    return path
+
+
+USERS_CONFIG = """\
+decision:
+  reclassify_every: 5
+status:
+  port: 8080
+mqtt:
+  host: broker.lan
+events:
+  state_dir: /var/lib/maskwatch
+camera:
+  fps_limit: 10
+"""
+
+
+class StubChild:
+    """Stands in for `maskwatch run`: remembers its command and config, and sends READY=1 at once."""
+
+    runs: list = []
+
+    def __init__(self, command, env, **_):
+        config = yaml.safe_load(Path(command[command.index("--config") + 1]).read_text())
+        StubChild.runs.append((command, config))
+        with socket.socket(socket.AF_UNIX, socket.SOCK_DGRAM) as ready:
+            ready.sendto(b"READY=1", env["NOTIFY_SOCKET"])
+
+    def terminate(self):
+        pass
+
+    def wait(self, timeout=None):
+        return 0
+
+
+def test_first_result_runs_the_users_config_changing_only_what_the_measurement_needs(tmp_path, monkeypatch):
+    StubChild.runs = []
+    monkeypatch.setattr(bench.subprocess, "Popen", StubChild)
+    seconds = bench.start_to_first_result_s(None, write_config(tmp_path, USERS_CONFIG))
+    assert 0 < seconds < 5
+    ((command, config),) = StubChild.runs
+    assert command[-3:-1] == ["run", "--config"]
+    assert config["decision"] == {"reclassify_every": 5} and config["camera"]["fps_limit"] == 10, "yours"
+    assert config["camera"]["source"].endswith("frame.png") and config["camera"]["loop"] is True
+    assert config["status"]["port"] == 0 and config["mqtt"]["host"] == "", "no clash with a running daemon"
+    assert config["events"]["state_dir"] != "/var/lib/maskwatch"
+    assert "classifier" not in config, "the model is yours too unless --classifier says otherwise"
+    bench.start_to_first_result_s(COLOR_MODEL, None)
+    assert StubChild.runs[-1][1]["classifier"] == {"model": str(COLOR_MODEL)}
+
+
+def test_first_result_with_a_bad_config_names_the_key_before_starting_anything(tmp_path, monkeypatch):
+    monkeypatch.setattr(bench.subprocess, "Popen", StubChild)
+    with pytest.raises(ConfigError, match="decision.reclasify_every: unknown key"):
+        bench.start_to_first_result_s(None, write_config(tmp_path, "decision:\n  reclasify_every: 5\n"))
+
+
+def test_first_result_of_a_real_maskwatch_run_with_your_config(tmp_path):
+    config = write_config(tmp_path, "decision:\n  reclassify_every: 5\nlogging:\n  level: WARNING\n")
+    assert 0 < bench.start_to_first_result_s(COLOR_MODEL, config, timeout_s=60) < 60
+
+
+def test_rss_of_a_fresh_process_running_your_config(tmp_path):
+    config = write_config(tmp_path, "decision:\n  reclassify_every: 5\n")
+    assert 30 < bench.peak_rss_mb(10, COLOR_MODEL, config) < 1000
+    with pytest.raises(subprocess.CalledProcessError):  # the child reads the file you gave
+        bench.peak_rss_mb(10, COLOR_MODEL, write_config(tmp_path, "camra: {}\n"))

@@ -3,7 +3,9 @@
 It runs `edge.loop.run_loop` itself (frames in memory, mock GPIO), so the figures are the daemon's:
 640x480 frames with 1 and 6 faces of the demo's person, detector and classifier at 1 and 2 threads.
 `--rss` adds the peak RSS of a fresh process over 1000 frames and `--first-result` the time from starting
-`maskwatch run` to its first result (READY=1 on a notify socket, the way systemd sees it).
+`maskwatch run` to its first result (READY=1 on a notify socket, the way systemd sees it). Both run with
+`--config` when given; `--first-result` changes only the source (one bench image), the state directory,
+and turns off the status page and MQTT, which would clash with a daemon already running.
 
 The same frame over and over is a scene whose people have settled: the detector follows their faces
 between whole-frame searches and the decider re-classifies each person on every third frame only. That
@@ -28,6 +30,8 @@ import tempfile
 import time
 from dataclasses import asdict, dataclass
 from pathlib import Path
+
+import yaml
 
 from edge.config import Config, load_config
 from edge.config import replace as replace_config
@@ -57,7 +61,8 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument(
         "--config",
         type=Path,
-        help="take detector and decision settings from this config (threads come from --threads)",
+        help="take detector and decision settings from this config (threads come from --threads); "
+        "--rss and --first-result run it too",
     )
     parser.add_argument("--rss", action="store_true", help="peak RSS of a fresh process over 1000 frames")
     parser.add_argument(
@@ -102,7 +107,7 @@ def handle(args: argparse.Namespace) -> int:
     if args.rss:
         extra["peak_rss_mb_1000_frames"] = peak_rss_mb(1000, args.classifier, args.config)
     if args.first_result:
-        extra["start_to_first_result_s"] = start_to_first_result_s(args.classifier)
+        extra["start_to_first_result_s"] = start_to_first_result_s(args.classifier, args.config)
     if args.json:
         print(json.dumps({"machine": machine(), "rows": [asdict(r) for r in rows], **extra}))
     else:
@@ -231,7 +236,29 @@ def peak_rss_mb(frames: int, classifier_path: Path | None, config_path: Path | N
     return json.loads(out.strip().splitlines()[-1])["peak_rss_mb"]
 
 
-def start_to_first_result_s(classifier_path: Path | None, timeout_s: float = 30.0) -> float:
+def first_result_config(
+    config_path: Path | None, classifier_path: Path | None, image: Path, state_dir: Path
+) -> dict:
+    """The user's config file (or the defaults) as YAML data, changed only where the measurement needs it:
+    the bench image as a looping source, a private state directory, no status page and no MQTT (a daemon
+    already running holds the port and the node's topics), and `--classifier` when given."""
+    load_config(config_path)  # a bad file is reported here, naming the key, not as a child that never starts
+    data = (yaml.safe_load(Path(config_path).read_text()) if config_path else None) or {}
+    overrides = {
+        "camera": {"source": str(image), "loop": True},
+        "events": {"state_dir": str(state_dir)},
+        "status": {"port": 0},
+        "mqtt": {"host": ""},
+        **({"classifier": {"model": str(classifier_path)}} if classifier_path else {}),
+    }
+    for section, values in overrides.items():
+        data[section] = {**(data.get(section) or {}), **values}
+    return data
+
+
+def start_to_first_result_s(
+    classifier_path: Path | None, config_path: Path | None = None, timeout_s: float = 30.0
+) -> float:
     """Seconds from spawning `maskwatch run` on one image until it sends READY=1 (after its first frame)."""
     import cv2
 
@@ -239,7 +266,8 @@ def start_to_first_result_s(classifier_path: Path | None, timeout_s: float = 30.
         image = Path(tmp) / "frame.png"
         cv2.imwrite(str(image), bench_frame(1))
         config = Path(tmp) / "config.yaml"
-        config.write_text(f"classifier:\n  model: '{classifier_path or ''}'\ncamera:\n  loop: true\n")
+        data = first_result_config(config_path, classifier_path, image, Path(tmp))
+        config.write_text(yaml.safe_dump(data, sort_keys=False))
         notify = socket.socket(socket.AF_UNIX, socket.SOCK_DGRAM)
         notify.bind(str(Path(tmp) / "notify"))
         notify.settimeout(timeout_s)
@@ -251,7 +279,7 @@ def start_to_first_result_s(classifier_path: Path | None, timeout_s: float = 30.
         }
         t0 = time.perf_counter()
         child = subprocess.Popen(
-            [sys.executable, "-m", "edge", "run", "--config", str(config), "--source", str(image)],
+            [sys.executable, "-m", "edge", "run", "--config", str(config)],
             env=env,
             stdout=subprocess.DEVNULL,
             stderr=subprocess.DEVNULL,
