@@ -53,23 +53,32 @@ def confusion_matrix(y_true: Sequence[str], y_pred: Sequence[str], labels: Seque
 
 
 def per_class_metrics(matrix: np.ndarray, labels: Sequence[str]) -> dict[str, dict]:
-    """Precision, recall, F1 and support per label from a confusion matrix."""
+    """Precision, recall, F1 and support per label from a confusion matrix.
+
+    Precision is None for a label never predicted and recall None for one with no faces (undefined, not
+    a score). F1 is then 0.0 if the label was in the data or in the predictions (a class the model never
+    predicts has failed every one of its faces; one predicted where there is none is all false alarms),
+    as scikit-learn's `zero_division=0` does, and None only for a label in neither.
+    """
     result = {}
     for i, label in enumerate(labels):
         true_pos = int(matrix[i, i])
         predicted, support = int(matrix[:, i].sum()), int(matrix[i, :].sum())
         precision, recall = _ratio(true_pos, predicted), _ratio(true_pos, support)
-        if precision is None or recall is None:
+        if not (predicted or support):
             f1 = None
+        elif precision is None or recall is None or precision + recall == 0:
+            f1 = 0.0
         else:
-            f1 = 2 * precision * recall / (precision + recall) if precision + recall else 0.0
+            f1 = 2 * precision * recall / (precision + recall)
         result[label] = {"precision": precision, "recall": recall, "f1": f1, "support": support}
     return result
 
 
 def macro_f1(per_class: dict[str, dict]) -> float | None:
-    """Mean F1 over the labels that have support (labels absent from the data do not count)."""
-    scores = [m["f1"] if m["f1"] is not None else 0.0 for m in per_class.values() if m["support"]]
+    """Mean of the per-class F1 over the labels that have support (labels absent from the data do not
+    count; one never predicted counts with its F1 of 0.0)."""
+    scores = [m["f1"] for m in per_class.values() if m["support"]]
     return float(np.mean(scores)) if scores else None
 
 

@@ -74,6 +74,24 @@ def test_three_class_folders_and_the_table(tmp_path, capsys):
     assert any(line.startswith("64-127") and line.split()[1:3] == ["6", "1.000"] for line in out.splitlines())
 
 
+def test_a_class_the_model_never_predicts_scores_f1_zero_in_the_json_and_the_table(tmp_path, capsys):
+    for i in range(2):
+        _write(tmp_path / "with_mask" / f"{i}.jpg", color_image("with_mask", 64, 64, seed=i))
+        _write(tmp_path / "incorrect" / f"{i}.jpg", color_image("with_mask", 64, 64, seed=10 + i))  # missed
+        _write(tmp_path / "without_mask" / f"{i}.jpg", color_image("without_mask", 64, 64, seed=i))
+    assert _run([str(tmp_path), "--model", str(FIXTURE), "--json"]) == 0
+    report = json.loads(capsys.readouterr().out)
+    incorrect = report["per_class"]["mask_weared_incorrect"]
+    assert (incorrect["precision"], incorrect["recall"], incorrect["f1"]) == (None, 0.0, 0.0)
+    f1s = [m["f1"] for m in report["per_class"].values()]
+    assert report["macro_f1"] == pytest.approx(sum(f1s) / 3), "macro-F1 is the mean of the f1 shown"
+    assert _run([str(tmp_path), "--model", str(FIXTURE)]) == 0
+    out = capsys.readouterr().out
+    row = next(line for line in out.splitlines() if line.startswith("mask_weared_incorrect "))
+    assert row.split()[1:5] == ["-", "0.000", "0.000", "2"]
+    assert "precision -: never predicted" in out
+
+
 class ScriptedDetector:
     """Returns the given boxes for each scene, in order: the detector seam for scoring tests."""
 

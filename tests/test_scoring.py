@@ -87,6 +87,24 @@ def test_absent_label_does_not_count_in_macro_f1():
     assert report["macro_f1"] == 1.0
 
 
+def test_a_class_never_predicted_has_f1_zero_and_counts_as_zero_in_macro_f1():
+    report = classification_report(
+        ["with_mask", "with_mask", "mask_weared_incorrect"], ["with_mask", "with_mask", "with_mask"], LABELS
+    )
+    incorrect = report["per_class"]["mask_weared_incorrect"]
+    assert (incorrect["precision"], incorrect["recall"], incorrect["f1"]) == (None, 0.0, 0.0)
+    with_mask_f1 = report["per_class"]["with_mask"]["f1"]
+    assert report["macro_f1"] == pytest.approx((with_mask_f1 + 0.0) / 2), "the same 0 in both"
+
+
+def test_a_class_predicted_where_it_never_is_has_f1_zero_and_one_in_neither_none():
+    report = classification_report(["with_mask", "with_mask"], ["with_mask", "without_mask"], LABELS)
+    without = report["per_class"]["without_mask"]
+    assert (without["precision"], without["recall"], without["f1"], without["support"]) == (0.0, None, 0.0, 0)
+    assert report["per_class"]["mask_weared_incorrect"]["f1"] is None
+    assert report["macro_f1"] == pytest.approx(2 / 3), "only labels in the data count in the mean"
+
+
 def test_two_class_mode_counts_incorrect_as_not_with_mask():
     y_true = ["with_mask", "without_mask", "without_mask"]
     y_pred = ["mask_weared_incorrect", "mask_weared_incorrect", "with_mask"]

@@ -140,6 +140,8 @@ def _classification_lines(report: dict) -> list[str]:
         lines.append(
             f"{label:<{width}}{_num(m['precision']):>10}{_num(m['recall']):>8}{_num(m['f1']):>8}{m['support']:>9}"
         )
+    if any(m["precision"] is None or m["recall"] is None for m in report["per_class"].values()):
+        lines.append("(precision -: never predicted; recall -: no such faces; f1 is then 0, as in macro-F1)")
     lines += [
         "",
         "confusion (rows: true, columns: predicted)",
