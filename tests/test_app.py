@@ -487,6 +487,18 @@ def test_demo_runs_the_whole_loop_with_mock_gpio_and_prints_the_alarm_state(tmp_
     assert "demo finished: 25 frames, 0 alarms" in out
 
 
+def test_demo_exits_1_when_the_whole_sequence_misses_its_alarms(tmp_path, capsys):
+    from argparse import Namespace
+
+    from edge.commands import run
+
+    config = write_config(tmp_path / "config.yaml")  # the colour model: everyone is "with_mask", no alarm
+    args = Namespace(demo=True, config=config, source=None, status_port=None, max_frames=None)
+    assert run._demo(args, clock=StepClock(15)) == 1
+    out = capsys.readouterr().out
+    assert "demo FAILED: the alarms raised (none) are not the expected ones" in out
+
+
 @needs_shipped_model
 @pytest.mark.slow
 def test_demo_with_the_shipped_model_raises_exactly_the_expected_alarms(tmp_path, capsys):

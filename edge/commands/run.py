@@ -2,7 +2,8 @@
 
 Exit codes: 0 after a clean stop (SIGTERM, SIGINT, or a finite source that ended), 2 when it cannot start
 (bad config, missing or wrong model, GPIO unavailable: the message says which and how to fix it), 1 when
-it crashed while running (outputs are off by then; systemd restarts it).
+it crashed while running (outputs are off by then; systemd restarts it). `--demo` also exits 1 when the
+whole sequence ran but did not raise exactly the alarms it should (not when --max-frames cut it short).
 """
 
 from __future__ import annotations
@@ -106,12 +107,20 @@ def _demo(args: argparse.Namespace, clock=None) -> int:
         printer = DemoPrinter(lambda: app.parts["alarm"].state if "alarm" in app.parts else "off")
         app.extra_observers.append(printer)
         code = run_app(app)
-    expected = ", ".join(alarm for _, alarm in demo.expected_alarms())
+    expected = [alarm for _, alarm in demo.expected_alarms()]
     print(
         f"demo finished: {app.frames} frames, {app.events} alarms ({printer.summary()}); "
-        f"the full sequence should raise: {expected}",
+        f"the full sequence should raise: {', '.join(expected)}",
         flush=True,
     )
+    if code == 0 and args.max_frames is None and app.frames == len(demo) and printer.alarms != expected:
+        print(
+            f"demo FAILED: the alarms raised ({', '.join(printer.alarms) or 'none'}) are not the expected ones "
+            f"({', '.join(expected)}): the detector, classifier or decision settings in use do not see the "
+            "scene as the shipped ones do (a different model or config?)",
+            flush=True,
+        )
+        return 1
     return code
 
 
@@ -121,7 +130,7 @@ class DemoPrinter:
     def __init__(self, alarm_state):
         self._alarm_state = alarm_state
         self._last = ""
-        self._alarms: list[str] = []
+        self.alarms: list[str] = []  # the labels of the alarms raised, in order
 
     def on_frame(self, result) -> None:
         faces = (
@@ -134,7 +143,7 @@ class DemoPrinter:
             print(f"frame {result.index:4d}  {result.fps:4.1f} fps  {line}", flush=True)
 
     def on_event(self, event) -> None:
-        self._alarms.append(event.label)
+        self.alarms.append(event.label)
         print(
             f"ALARM  track #{event.track_id}: {event.label} (p={event.score:.2f}, seen {event.track_length} frames, "
             f"face {event.face_px} px)",
@@ -149,6 +158,5 @@ class DemoPrinter:
 
     def summary(self) -> str:
         return (
-            ", ".join(f"{label} x{self._alarms.count(label)}" for label in sorted(set(self._alarms)))
-            or "none"
+            ", ".join(f"{label} x{self.alarms.count(label)}" for label in sorted(set(self.alarms))) or "none"
         )
