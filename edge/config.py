@@ -254,8 +254,8 @@ def _build(cls, data: Any, path: str):
     hints = typing.get_type_hints(cls)
     for key in data:
         if key not in fields:
-            near = difflib.get_close_matches(str(key), fields, n=1)
-            hint = f" (did you mean {'.'.join(filter(None, [path, near[0]]))}?)" if near else ""
+            near = _suggestions(str(key), fields, path)
+            hint = f" (did you mean {' or '.join(near)}?)" if near else ""
             raise ConfigError(f"{'.'.join(filter(None, [path, str(key)]))}: unknown key{hint}")
     values = {}
     for name, f in fields.items():
@@ -270,6 +270,21 @@ def _build(cls, data: Any, path: str):
     config = cls(**values)
     _check_cross_fields(config, path)
     return config
+
+
+def _suggestions(key: str, fields: typing.Iterable[str], path: str) -> list[str]:
+    """The key path meant by an unknown `key` at `path`: a near name at the same level, else a key of that
+    name (or a near one) in another section, e.g. `buzzer_pin` at the top level -> `alarm.buzzer_pin`."""
+    near = difflib.get_close_matches(key, list(fields), n=1)
+    if near:
+        return [".".join(filter(None, [path, near[0]]))]
+    elsewhere = {}  # key name -> its paths, in every section but this one
+    for section in dataclasses.fields(Config):
+        if section.name != path:
+            for f in dataclasses.fields(section.default_factory()):
+                elsewhere.setdefault(f.name, []).append(f"{section.name}.{f.name}")
+    names = [key] if key in elsewhere else difflib.get_close_matches(key, list(elsewhere), n=1)
+    return [key_path for name in names for key_path in elsewhere[name]]
 
 
 def _check_cross_fields(section: Any, path: str) -> None:

@@ -72,6 +72,14 @@ def test_no_file_means_the_defaults():
         ),
         ({"camera": {"retry_initial_s": 50, "retry_max_s": 10}}, r"camera\.retry_initial_s: must not exceed"),
         ({"cameras": {}}, r"cameras: unknown key \(did you mean camera\?\)"),
+        ({"buzzer_pin": 18}, r"^buzzer_pin: unknown key \(did you mean alarm\.buzzer_pin\?\)$"),
+        ({"buzer_pin": 18}, r"^buzer_pin: unknown key \(did you mean alarm\.buzzer_pin\?\)$"),
+        ({"port": 8080}, r"^port: unknown key \(did you mean status\.port or mqtt\.port\?\)$"),
+        (
+            {"camera": {"buzzer_pin": 18}},
+            r"camera\.buzzer_pin: unknown key \(did you mean alarm\.buzzer_pin\?\)",
+        ),
+        ({"frobnicate": 1}, r"^frobnicate: unknown key$"),
         (["camera"], r"config: expected a mapping"),
     ],
 )
