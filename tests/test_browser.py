@@ -196,9 +196,7 @@ class Gate:
         self.opened.set()
 
 
-def test_real_daemon_run_with_status_port_counts_the_alarm_in_the_browser(browser, tmp_path):
-    from gpiozero.pins.mock import MockFactory
-
+def test_real_daemon_run_with_status_port_counts_the_alarm_in_the_browser(browser, tmp_path, pins):
     from edge.app import App
 
     frames = empty(15) + approaching("without_mask", 30) + empty(30)
@@ -212,7 +210,6 @@ def test_real_daemon_run_with_status_port_counts_the_alarm_in_the_browser(browse
     )
     port = free_port()
     gate = Gate(at_frame=10)
-    pins = MockFactory()
     app = App(
         config,
         source=str(source),
@@ -255,7 +252,6 @@ def test_real_daemon_run_with_status_port_counts_the_alarm_in_the_browser(browse
         gate.opened.set()
         app.request_stop()
         daemon.join(30)
-        pins.reset()
     assert codes == [0]
     lines = (tmp_path / "state" / "events.jsonl").read_text().splitlines()
     assert len(lines) == 1 and '"class": "without_mask"' in lines[0]
