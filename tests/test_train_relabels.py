@@ -65,3 +65,17 @@ def test_the_shipped_relabels_name_distinct_faces2_masked_images_with_a_reason()
         assert row["path"].startswith("faces2/with_mask/"), row
         assert row["label"] in LABELS and row["label"] != "with_mask", row
         assert row["reason"].strip(), row
+
+
+@pytest.mark.parametrize(("flags", "relabels"), [([], None), (["--published-labels"], {})])
+def test_published_labels_flag_decides_whether_a_run_reads_the_relabels(
+    monkeypatch, tmp_path, flags, relabels
+):
+    from train import run
+    from train.__main__ import build_parser, options_from_args
+
+    asked = []
+    monkeypatch.setattr(run, "real_records", lambda root, relabels=None: asked.append(relabels) or [])
+    args = build_parser().parse_args(["--out", str(tmp_path), "--random-init", "--no-synth", *flags])
+    run.build_records(options_from_args(args))
+    assert asked == [relabels]  # None: train/faces2_relabels.csv; {}: faces2's labels as published

@@ -47,6 +47,11 @@ def build_parser() -> argparse.ArgumentParser:
     parser.add_argument(
         "--weights", type=Path, default=None, help=f"ImageNet h5 (default: what {FETCH_COMMAND} put in place)"
     )
+    parser.add_argument(
+        "--published-labels",
+        action="store_true",
+        help="faces2's labels as published: ignore train/faces2_relabels.csv (the comparison in the model card)",
+    )
     parser.add_argument("--random-init", action="store_true", help="no ImageNet weights (tests only)")
     parser.add_argument(
         "--hold-out-source",
@@ -79,7 +84,7 @@ def options_from_args(args: argparse.Namespace) -> RunOptions:
     )  # fmt: skip
     return RunOptions(
         data_root=args.data, out_dir=args.out, weights_path=weights, keypoints_path=keypoints, fit=fit,
-        val_fraction=args.val_fraction, cache_dir=args.cache_dir, held_out_sources=tuple(args.hold_out_source), draw_masks=not args.no_drawn_masks, command=shlex.join(["python", "-m", "train", *sys.argv[1:]]),
+        val_fraction=args.val_fraction, cache_dir=args.cache_dir, held_out_sources=tuple(args.hold_out_source), draw_masks=not args.no_drawn_masks, published_labels=args.published_labels, command=shlex.join(["python", "-m", "train", *sys.argv[1:]]),
     )  # fmt: skip
 
 

@@ -166,11 +166,16 @@ def scene_records(data_root: Path) -> list[FaceRecord]:
     return records
 
 
-def real_records(data_root: Path) -> list[FaceRecord]:
-    """Every face of the three shared folders, in a fixed order."""
+def real_records(data_root: Path, relabels: dict[str, str] | None = None) -> list[FaceRecord]:
+    """Every face of the three shared folders, in a fixed order; `relabels` as in faces2_records (`{}`:
+    faces2's labels as published)."""
     data_root = Path(data_root)
     sizes = read_manifest_sizes(data_root)
-    records = faces2_records(data_root, sizes) + scene_records(data_root) + maskedfacenet_records(data_root)
+    records = (
+        faces2_records(data_root, sizes, relabels)
+        + scene_records(data_root)
+        + maskedfacenet_records(data_root)
+    )
     unknown = {r.label for r in records} - set(LABELS)
     if unknown:
         raise ValueError(f"{data_root}: labels {sorted(unknown)} are not in {LABELS}")

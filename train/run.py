@@ -55,11 +55,12 @@ class RunOptions:
     # scored afterwards as faces from another source: the closest we get to the unseen data we are judged on.
     held_out_sources: tuple[str, ...] = ()
     draw_masks: bool = True  # False: faces2 is still cleaned, but no masks are drawn (the ablation)
+    published_labels: bool = False  # True: faces2's labels as published, train/faces2_relabels.csv ignored
 
 
 def build_records(options: RunOptions) -> tuple[list[FaceRecord], dict]:
     """All records (real, cleaned, plus synthesized) and a note of what cleaning did."""
-    records = real_records(options.data_root)
+    records = real_records(options.data_root, {} if options.published_labels else None)
     notes: dict = {"cleaning": None, "synthesized": 0}
     if options.keypoints_path is not None:
         keypoints = load_keypoints(options.keypoints_path)
