@@ -32,7 +32,7 @@ class Stage:
     """One part of the running system: what it is built from, how to build and stop it."""
 
     name: str
-    sections: tuple[str, ...]  # the config sections it depends on: a change in any rebuilds it
+    sections: tuple[str, ...]  # the config sections (or "section.key"s) it depends on: a change rebuilds it
     build: Callable[[Config], Any]
     stop: Callable[[Any], None] = lambda stage: stage.close()
 
@@ -86,7 +86,7 @@ class App:
         return [
             Stage("logging", ("logging",), _apply_log_level, stop=lambda _: None),
             Stage("alarm", ("alarm",), lambda c: Alarm(c.alarm, pin_factory=self.pin_factory)),
-            Stage("detector", ("detector",), self._detector, stop=_close_if_possible),
+            Stage("detector", ("detector", "decision.roi"), self._detector, stop=_close_if_possible),
             Stage("classifier", ("classifier",), self._classifier, stop=_close_if_possible),
             Stage("decider", ("decision",), lambda c: Decider(c.decision), stop=lambda _: None),
             Stage("source", ("camera",), lambda c: build_source(c.camera, stop=self._interrupt)),
@@ -113,7 +113,7 @@ class App:
     def _detector(self, config: Config):
         from edge.faces import FaceDetector
 
-        return FaceDetector(config.detector, models_dir=self.models_dir, stream=True)
+        return FaceDetector.from_config(config, models_dir=self.models_dir, stream=True)
 
     def _classifier(self, config: Config):
         from edge.classifier import MaskClassifier
@@ -208,14 +208,14 @@ class App:
             log.error("config reload failed, keeping the last good config: %s", exc)
             return False
         old = self.config
-        changed = {name for name in Config.__dataclass_fields__ if getattr(old, name) != getattr(new, name)}
+        changed = _changed_keys(old, new)
         affected = [s for s in self.stages() if changed & set(s.sections)]
         if not affected:
             log.info("config reloaded: nothing changed")
             return True
         log.info(
             "config reloaded: %s changed; restarting %s",
-            ", ".join(sorted(changed)),
+            ", ".join(sorted(c for c in changed if "." not in c)),
             ", ".join(s.name for s in affected),
         )
         self._stop(affected)
@@ -264,6 +264,21 @@ class App:
         handlers = {signal.SIGTERM: on_stop, signal.SIGINT: on_stop, signal.SIGHUP: on_hup}
         previous = {sig: signal.signal(sig, handler) for sig, handler in handlers.items()}
         return lambda: [signal.signal(sig, handler) for sig, handler in previous.items()]
+
+
+def _changed_keys(old: Config, new: Config) -> set[str]:
+    """The sections that differ between `old` and `new`, and each of their keys that does ("decision.roi")."""
+    changed = set()
+    for name in Config.__dataclass_fields__:
+        before, after = getattr(old, name), getattr(new, name)
+        if before != after:
+            changed.add(name)
+            changed |= {
+                f"{name}.{key}"
+                for key in type(before).__dataclass_fields__
+                if getattr(before, key) != getattr(after, key)
+            }
+    return changed
 
 
 def _set_event(event: threading.Event, from_signal: bool) -> None:

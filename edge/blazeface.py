@@ -8,6 +8,8 @@ them back to frame pixels.
 
 from __future__ import annotations
 
+import math
+from collections.abc import Sequence
 from dataclasses import dataclass
 
 import cv2
@@ -261,3 +263,22 @@ def crop_windows(
         y0 = min(max(round((y1 + y2 - side) / 2), 0), height - side)
         windows.append((x0, y0, side))
     return windows
+
+
+def region_window(
+    region: Sequence[float], width: int, height: int, margin: float, multiple: int = 16
+) -> tuple[int, int, int, int] | None:
+    """The part (x0, y0, x1, y1) of a `width` x `height` input that holds `region` (x1, y1, x2, y2 in
+    input pixels) with `margin` on every side, or None when that is the whole input.
+
+    Its edges are moved out to multiples of `multiple` (the model's largest stride), so that the part's
+    anchors are the whole input's own at every stride and a face in it is seen as in the whole input.
+    """
+    rx1, ry1, rx2, ry2 = (float(v) for v in region)
+    x0 = max(math.floor((rx1 - margin) / multiple) * multiple, 0)
+    y0 = max(math.floor((ry1 - margin) / multiple) * multiple, 0)
+    x1 = min(math.ceil((rx2 + margin) / multiple) * multiple, width)
+    y1 = min(math.ceil((ry2 + margin) / multiple) * multiple, height)
+    if (x0, y0, x1, y1) == (0, 0, width, height):
+        return None
+    return x0, y0, x1, y1

@@ -129,7 +129,8 @@ class DecisionConfig:
     )
     roi: list[float] = _list_opt(
         list,
-        "optional region of interest [x1, y1, x2, y2] as fractions of the frame; [] = whole frame",
+        "optional region of interest [x1, y1, x2, y2] as fractions of the frame: faces centred outside it "
+        "are ignored, and the detector looks for small faces only inside it (plus a margin); [] = whole frame",
         lo=0.0,
         hi=1.0,
     )

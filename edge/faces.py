@@ -13,6 +13,9 @@ are merged by one weighted NMS. On a video stream (`stream=True`, the daemon) th
 whole frame on every `fine_every`th frame only; on the frames between it runs on small windows around
 the small faces found on the frame before, at the same scale, so a face once found is looked for on
 every frame and a new one is found within `fine_every` frames, for a fraction of the cost.
+When the decision has a region of interest (`decision.roi`: faces centred outside it never vote), the
+fine pass searches only that region plus a margin, in photos and in a stream; the coarse pass always
+covers the whole frame.
 The older strategies stay selectable for comparison.
 The models are extracted once by `python -m edge.fetch_detector`; nothing is downloaded here.
 """
@@ -21,6 +24,7 @@ from __future__ import annotations
 
 import dataclasses
 import logging
+from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -30,7 +34,7 @@ import numpy as np
 from edge import blazeface
 from edge.blazeface import FULL_RANGE, SHORT_RANGE, AnchorSpec
 from edge.box_refine import BoxRefinement
-from edge.config import DetectorConfig
+from edge.config import Config, DetectorConfig
 from edge.fetch_detector import FETCH_COMMAND
 from edge.paths import detector_dir
 from edge.runtime import load_interpreter
@@ -89,6 +93,9 @@ class DetectionPass:
     wary_threshold: float = 1.0
     every: int = 1  # in a stream, covers the whole frame on every Nth frame, windows around faces between
     floor: float | None = None  # with the face verifier: candidates down to this are kept, unsure
+    roi_margin_px: float | None = (
+        None  # with an ROI, search it plus this margin (input px); None: whole frame
+    )
 
     @property
     def search_threshold(self) -> float:
@@ -101,6 +108,13 @@ def detection_passes(config: DetectorConfig) -> tuple[DetectionPass, ...]:
     threshold = config.score_threshold
     if config.strategy == "pyramid":
         fine = config.fine_score_threshold
+        # With an ROI the fine pass searches it plus a margin of the largest face it answers for alone
+        # (COARSE_MIN_FACE_PX at its scale, 64 px in the 256 px input, 160 px in a 640x480 frame; larger
+        # ones are the whole-frame coarse pass's). Such a face centred inside the ROI then lies inside the
+        # search with at least half its height of surroundings to spare (a follow window gives it 0.3),
+        # and faces up to twice that size, the coarse pass's, still lie inside whole: the fine pass does
+        # not see them cut in two at the search's edge, which could make a second, partial box.
+        largest_fine_face = COARSE_MIN_FACE_PX * config.fine_size / COARSE_SIZE
         return (
             DetectionPass("short_range", COARSE_SIZE, threshold, min_face_px=COARSE_MIN_FACE_PX),
             DetectionPass(
@@ -110,6 +124,7 @@ def detection_passes(config: DetectorConfig) -> tuple[DetectionPass, ...]:
                 wary_below_px=FINE_WARY_BELOW_PX,
                 wary_threshold=min(fine + FINE_WARY_MARGIN, 0.99),
                 every=config.fine_every,
+                roi_margin_px=largest_fine_face,
             ),
         )
     if config.strategy == "dual":
@@ -224,13 +239,20 @@ class BlazeFaceModel:
         return (cv2.cvtColor(fitted, cv2.COLOR_BGR2RGB) if frame_order == "BGR" else fitted), box
 
     def candidates(
-        self, frame: np.ndarray, detection_pass: DetectionPass, frame_order: str = "BGR"
+        self,
+        frame: np.ndarray,
+        detection_pass: DetectionPass,
+        frame_order: str = "BGR",
+        roi: Sequence[float] = (),
     ) -> Candidates:
-        """The pass's faces on the frame fitted into the model input, in frame pixels, before NMS."""
+        """The pass's faces on the frame fitted into the model input, in frame pixels, before NMS.
+
+        With an `roi` ([x1, y1, x2, y2] fractions of the frame) a pass that has a `roi_margin_px`
+        searches only the part of its input around it (`search_region`), cut from the same fitted input.
+        """
         p = detection_pass
         rgb, box = self.fit(frame, p.long_side, frame_order)
-        height, width = rgb.shape[:2]
-        return _kept(*self._runner(width, height).run(rgb, p.search_threshold), p, box)
+        return self._search(rgb, box, p, self.search_region(frame.shape, rgb.shape, box, p, roi))
 
     def candidates_near(
         self,
@@ -238,13 +260,15 @@ class BlazeFaceModel:
         detection_pass: DetectionPass,
         boxes: np.ndarray,
         frame_order: str = "BGR",
+        roi: Sequence[float] = (),
     ) -> Candidates:
         """The pass's faces in windows of its input around `boxes` (frame pixels), before NMS.
 
         The frame is fitted exactly as for the whole pass and the windows are cut from that input, so a
         face is seen at the same scale and with the same pixels; only the surroundings are left out.
-        Windows that would cover most of the input (FOLLOW_MAX_AREA) cost about as much as the whole
-        pass, and that runs instead. A candidate on a followed face (IoU >= FOLLOW_IOU) needs the pass's own threshold only, not the
+        Windows that would cover most of what the pass searches (FOLLOW_MAX_AREA of the input, or of its
+        region for `roi`) cost about as much as that search, and it runs instead. A candidate on a
+        followed face (IoU >= FOLLOW_IOU) needs the pass's own threshold only, not the
         higher one for small faces: it passed that on an earlier frame, and small faces' scores move
         by ±0.1 from frame to frame. Anything else in a window faces the pass's full rule.
         """
@@ -253,19 +277,57 @@ class BlazeFaceModel:
             return Candidates.empty()
         rgb, box = self.fit(frame, p.long_side, frame_order)
         height, width = rgb.shape[:2]
+        region = self.search_region(frame.shape, rgb.shape, box, p, roi)
+        rx0, ry0, rx1, ry1 = region or (0, 0, width, height)
         in_input = box.to_input(np.asarray(boxes, np.float32).reshape(-1, 2, 2)).reshape(-1, 4)
         windows = blazeface.crop_windows(in_input, width, height, FOLLOW_SIDES, FOLLOW_CONTEXT)
-        if sum(side * side for _, _, side in windows) >= FOLLOW_MAX_AREA * width * height:
-            return _kept(*self._runner(width, height).run(rgb, p.search_threshold), p, box)
+        if sum(side * side for _, _, side in windows) >= FOLLOW_MAX_AREA * (rx1 - rx0) * (ry1 - ry0):
+            return self._search(rgb, box, p, region)
         parts = []
         for x0, y0, side in windows:
-            window = np.ascontiguousarray(rgb[y0 : y0 + side, x0 : x0 + side])
-            found, keypoints, scores = self._runner(side, side).run(window, p.search_threshold)
-            offset = np.array([x0, y0], np.float32)
-            found = (found.reshape(-1, 2, 2) + offset).reshape(-1, 4)
+            found, keypoints, scores = self._run_part(rgb, (x0, y0, x0 + side, y0 + side), p.search_threshold)
             on_followed = (blazeface.iou_matrix(found, in_input) >= FOLLOW_IOU).any(axis=1)
-            parts.append(_kept(found, keypoints + offset, scores, p, box, on_followed))
+            parts.append(_kept(found, keypoints, scores, p, box, on_followed))
         return Candidates.concat(parts)
+
+    def search_region(
+        self,
+        frame_shape: tuple[int, ...],
+        input_shape: tuple[int, ...],
+        box: blazeface.Letterbox,
+        p: DetectionPass,
+        roi: Sequence[float],
+    ) -> tuple[int, int, int, int] | None:
+        """The part (x0, y0, x1, y1) of the pass's input that it searches for `roi`: the ROI plus the
+        pass's margin, on its anchor grid (`blazeface.region_window`); None for the whole input."""
+        if not roi or p.roi_margin_px is None:
+            return None
+        frame_wh = np.array([frame_shape[1], frame_shape[0]], np.float32)
+        corners = box.to_input(np.asarray(roi, np.float32).reshape(2, 2) * frame_wh).reshape(4)
+        return blazeface.region_window(corners, input_shape[1], input_shape[0], p.roi_margin_px)
+
+    def _search(
+        self,
+        rgb: np.ndarray,
+        box: blazeface.Letterbox,
+        p: DetectionPass,
+        region: tuple[int, int, int, int] | None,
+    ) -> Candidates:
+        """The pass's candidates (frame pixels) over the whole input, or over `region` of it."""
+        if region is None:
+            height, width = rgb.shape[:2]
+            return _kept(*self._runner(width, height).run(rgb, p.search_threshold), p, box)
+        return _kept(*self._run_part(rgb, region, p.search_threshold), p, box)
+
+    def _run_part(self, rgb: np.ndarray, part: tuple[int, int, int, int], threshold: float):
+        """`_Runner.run` on the part (x0, y0, x1, y1) of the input `rgb`, boxes and keypoints moved back
+        to the input's pixels."""
+        x0, y0, x1, y1 = part
+        found, keypoints, scores = self._runner(x1 - x0, y1 - y0).run(
+            np.ascontiguousarray(rgb[y0:y1, x0:x1]), threshold
+        )
+        offset = np.array([x0, y0], np.float32)
+        return (found.reshape(-1, 2, 2) + offset).reshape(-1, 4), keypoints + offset, scores
 
 
 def _kept(
@@ -300,13 +362,30 @@ class FaceDetector:
     faces of the last frames: the fine pass then covers the whole frame on every `fine_every`th frame
     only, and looks in windows around those faces in between. Without it (photos, `maskwatch detect`,
     evaluations) every call runs every pass on the whole frame.
+
+    `roi` is the decision's region of interest ([x1, y1, x2, y2] fractions of the frame, () = all of it):
+    the pyramid's fine pass then searches only that region plus a margin, since a face centred outside
+    it never votes; the coarse pass and the windows around followed faces are unchanged. `from_config`
+    passes `decision.roi`, so the daemon, `maskwatch detect` and `maskwatch bench` share the rule.
     """
 
     def __init__(
-        self, config: DetectorConfig | None = None, models_dir: Path | None = None, *, stream: bool = False
+        self,
+        config: DetectorConfig | None = None,
+        models_dir: Path | None = None,
+        *,
+        stream: bool = False,
+        roi: Sequence[float] = (),
     ):
         self.config = config or DetectorConfig()
         self.stream = stream
+        self.roi = tuple(float(v) for v in roi)
+        if self.roi and not (
+            len(self.roi) == 4 and 0 <= self.roi[0] < self.roi[2] <= 1 and 0 <= self.roi[1] < self.roi[3] <= 1
+        ):
+            raise ValueError(
+                f"roi must be [x1, y1, x2, y2] fractions of the frame with x1 < x2, y1 < y2: {roi}"
+            )
         folder = Path(models_dir) if models_dir is not None else detector_dir()
         self.passes = detection_passes(self.config)
         self.models = {
@@ -327,6 +406,13 @@ class FaceDetector:
         self._shape: tuple[int, ...] | None = None
         self._followed: list[tuple[np.ndarray, int]] = []  # small faces: box in frame pixels, frames missed
         self._every_frame_passes_due = True  # False while every face in view is followed in windows
+
+    @classmethod
+    def from_config(
+        cls, config: Config, models_dir: Path | None = None, *, stream: bool = False
+    ) -> FaceDetector:
+        """The detector of `config`: its detector section, with the fine pass limited to `decision.roi`."""
+        return cls(config.detector, models_dir, stream=stream, roi=config.decision.roi)
 
     def reset(self) -> None:
         """Forget the stream: the next frame is searched in full."""
@@ -352,11 +438,11 @@ class FaceDetector:
         for p in self.passes:
             model = self.models[p.model]
             if whole or (p.every == 1 and self._every_frame_passes_due):
-                by_pass.append(model.candidates(frame, p, frame_order))
+                by_pass.append(model.candidates(frame, p, frame_order, self.roi))
             elif p.every == 1:
                 by_pass.append(Candidates.empty())
             else:
-                by_pass.append(model.candidates_near(frame, p, followed, frame_order))
+                by_pass.append(model.candidates_near(frame, p, followed, frame_order, self.roi))
         return by_pass
 
     def detect(self, frame: np.ndarray, frame_order: str = "BGR") -> list[Face]:

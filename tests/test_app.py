@@ -308,6 +308,27 @@ def test_a_reload_whose_new_model_cannot_start_goes_back_to_the_last_good_one(tm
     assert_all_off_and_released(pins, RED, BUZZER, GREEN)
 
 
+def test_a_reload_that_moves_the_roi_rebuilds_the_detector_and_others_of_the_section_do_not(tmp_path, pins):
+    config = write_config(tmp_path / "config.yaml")
+    app = App(
+        config, source=str(write_folder(empty(2), tmp_path / "f")), pin_factory=pins, state_dir=tmp_path / "s"
+    )
+    app.config = app.load()
+    app._start(app.stages(), app.config)
+    try:
+        assert app.parts["detector"].roi == ()
+        write_config(config, decision={"roi": [0.25, 0.0, 0.75, 1.0]})
+        assert app.reload() is True
+        detector = app.parts["detector"]
+        assert detector.stream and detector.roi == (0.25, 0.0, 0.75, 1.0), "the daemon's detector, new ROI"
+        write_config(config, decision={"roi": [0.25, 0.0, 0.75, 1.0], "cooldown_s": 5})
+        assert app.reload() is True
+        assert app.parts["detector"] is detector, "only the ROI of the decision section concerns it"
+    finally:
+        app._stop(app.stages())
+    assert_all_off_and_released(pins, RED, BUZZER, GREEN)
+
+
 # --- a real daemon process: signals from outside ---------------------------------------------------------
 
 

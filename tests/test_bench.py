@@ -40,6 +40,15 @@ def test_the_worst_case_searches_every_frame_in_full_and_classifies_every_face()
     assert worst.detector.fine_size == Config().detector.fine_size  # nothing else changes
 
 
+def test_the_bench_detector_is_the_daemons_with_the_configs_roi():
+    from edge.config import Config, replace
+
+    config = replace(Config(), decision={"roi": [0.25, 0.25, 0.75, 0.75]})
+    detector, _, decider = bench.build_pipeline(2, COLOR_MODEL, config)
+    assert detector.stream and detector.roi == (0.25, 0.25, 0.75, 0.75) and detector.config.threads == 2
+    assert decider.config.roi == [0.25, 0.25, 0.75, 0.75]
+
+
 def write_config(tmp_path, text: str):
     path = tmp_path / "mine.yaml"
     path.write_text(text)

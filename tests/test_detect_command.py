@@ -166,6 +166,20 @@ def test_the_config_detector_settings_are_used(capsys, photos, tmp_path):
     assert status == 0 and line["faces"] == []
 
 
+def test_the_fine_pass_looks_for_small_faces_only_within_the_config_roi(capsys, tmp_path):
+    """As in the daemon: a small face far left of decision.roi is not looked for, and is not reported."""
+    frame = entrance_background()
+    place_face(frame, astronaut(), 60.0, (90.0, 220.0))  # 60 px: too small for the coarse pass
+    cv2.imwrite(str(tmp_path / "small.png"), frame)
+    config = tmp_path / "config.yaml"
+    config.write_text(f"classifier:\n  model: {COLOR_MODEL}\n")
+    status, (line,) = run_json(capsys, "--config", str(config), str(tmp_path / "small.png"))
+    assert status == 0 and len(line["faces"]) == 1
+    config.write_text(f"classifier:\n  model: {COLOR_MODEL}\ndecision:\n  roi: [0.5, 0.0, 1.0, 1.0]\n")
+    status, (line,) = run_json(capsys, "--config", str(config), str(tmp_path / "small.png"))
+    assert status == 0 and line["faces"] == []
+
+
 @pytest.mark.skipif(not SHIPPED_MODEL.is_file(), reason="the shipped classifier is not built yet")
 def test_the_shipped_model_labels_an_unmasked_face(capsys, tmp_path):
     frame = entrance_background()

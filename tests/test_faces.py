@@ -12,7 +12,8 @@ import pytest
 import skimage.data
 
 from edge import blazeface
-from edge.config import DetectorConfig
+from edge.config import Config, DetectorConfig
+from edge.config import replace as replace_config
 from edge.faces import DetectorModelMissingError, Face, FaceDetector
 
 # the astronaut's face in skimage.data.astronaut() (512x512 RGB), measured once by eye: a box around
@@ -266,6 +267,87 @@ def test_a_new_frame_size_is_searched_in_full(astronaut):
     assert (256, 144) in log.frames[2]  # the whole fine pass at the new frame's aspect
 
 
+# --- decision.roi: the fine pass searches only the region of interest, plus a margin ----------------------
+
+ROI_MIDDLE = [0.4, 0.3, 0.6, 0.5]  # fine input 102-154 x 58-96, plus 64 px, on the 16 px grid: 32-224 x 0-160
+ROI_RIGHT = [0.5, 0.2, 1.0, 0.8]  # 128-256 x 38-154, searched over 64-256 x 0-192
+
+
+def boxes_of(faces: list[Face]) -> np.ndarray:
+    return np.array([f.box for f in faces], np.float32).reshape(-1, 4)
+
+
+def test_a_face_inside_the_roi_is_found_with_the_same_box_as_without_one(detector, astronaut):
+    frame, expected = astronaut_in_frame(astronaut, 48)  # 48 px: only the fine pass finds it
+    within = FaceDetector(roi=ROI_MIDDLE)
+    log = FinePassLog(within)
+    face = only_face(log.detect(within, frame))
+    assert log.frames == [[FinePassLog.COARSE, (192, 160)]]  # the coarse pass whole, the fine one cut
+    assert np.allclose(face.box, only_face(detector.detect(frame, frame_order="RGB")).box, atol=0.5)
+    assert iou(face.box, expected) > 0.6
+
+
+def test_in_a_stream_the_whole_frame_searches_cover_only_the_roi(astronaut):
+    plain = FaceDetector(DetectorConfig(fine_every=3), stream=True)
+    within = FaceDetector(DetectorConfig(fine_every=3), stream=True, roi=ROI_MIDDLE)
+    log = FinePassLog(within)
+    for frame, _ in drifting(astronaut, 48, 7):
+        face = only_face(log.detect(within, frame))
+        assert np.allclose(face.box, only_face(plain.detect(frame, frame_order="RGB")).box, atol=0.5)
+    assert [(192, 160) in shapes for shapes in log.frames] == [True, False, False, True, False, False, True]
+    assert not any(FinePassLog.WHOLE in shapes for shapes in log.frames)
+
+
+@pytest.mark.parametrize("stream", [False, True])
+def test_a_small_face_well_outside_the_roi_is_not_searched(detector, astronaut, stream):
+    frame, expected = astronaut_in_frame(astronaut, 48, at=(0.15, 0.4))  # fine input x 29-48: left of 64
+    assert iou(only_face(detector.detect(frame, frame_order="RGB")).box, expected) > 0.6
+    within = FaceDetector(stream=stream, roi=ROI_RIGHT)
+    assert [within.detect(frame, frame_order="RGB") for _ in range(4)] == [[]] * 4
+
+
+@pytest.mark.parametrize("face_px, dx", [(48, 5), (140, 5), (140, 40)])
+def test_a_face_across_the_roi_edge_with_its_centre_inside_is_found_whole(detector, astronaut, face_px, dx):
+    # 140 px is 56 in the fine input, just under the coarse pass's 64: the fine pass's largest face
+    frame, _ = astronaut_in_frame(astronaut, face_px, at=(0.5 + dx / 640, 0.5))
+    face = only_face(FaceDetector(roi=ROI_RIGHT).detect(frame, frame_order="RGB"))
+    assert face.box[0] < 320 < face.box[2] and (face.box[0] + face.box[2]) / 2 > 320
+    assert np.allclose(face.box, only_face(detector.detect(frame, frame_order="RGB")).box, atol=0.5)
+
+
+def test_a_large_face_outside_the_roi_is_still_found_by_the_coarse_pass(detector, astronaut):
+    frame, expected = astronaut_in_frame(astronaut, 220, at=(0.2, 0.5))
+    face = only_face(FaceDetector(roi=ROI_RIGHT).detect(frame, frame_order="RGB"))
+    assert iou(face.box, expected) > 0.6
+
+
+def test_no_roi_or_one_covering_the_frame_searches_and_finds_exactly_as_without(astronaut):
+    frames = [f for f, _ in drifting(astronaut, 48, 4)] + [
+        f for f, _ in drifting(astronaut, 220, 3, at=(0.3, 0.5))
+    ]
+    found, runs = {}, {}
+    for roi in ((), [0.0, 0.0, 1.0, 1.0], [0.1, 0.1, 0.9, 0.9]):  # the last plus its margin is the frame
+        detector = FaceDetector(DetectorConfig(fine_every=3), stream=True, roi=roi)
+        log = FinePassLog(detector)
+        found[tuple(roi)] = [boxes_of(log.detect(detector, f)) for f in frames]
+        runs[tuple(roi)] = log.frames
+    assert runs[()][0] == [FinePassLog.COARSE, FinePassLog.WHOLE] and runs[()][1] == [(64, 64)]
+    for roi, boxes in found.items():
+        assert runs[roi] == runs[()], roi
+        assert all(np.array_equal(a, b) for a, b in zip(boxes, found[()], strict=True)), roi
+
+
+def test_the_detector_takes_the_roi_from_the_decision_section():
+    assert FaceDetector.from_config(Config()).roi == ()
+    roi = FaceDetector.from_config(replace_config(Config(), decision={"roi": ROI_RIGHT})).roi
+    assert roi == tuple(ROI_RIGHT)
+
+
+def test_a_bad_roi_is_refused():
+    with pytest.raises(ValueError, match="roi"):
+        FaceDetector(roi=[0.6, 0.2, 0.4, 0.8])
+
+
 def test_two_faces_are_two_detections(detector, astronaut):
     frame = np.zeros((512, 1024, 3), np.uint8)
     frame[:, :512] = astronaut
@@ -449,3 +531,14 @@ def test_a_face_inside_a_larger_faces_window_gets_no_window_of_its_own():
     assert len(blazeface.crop_windows(boxes, 256, 192, (64, 96, 128), 1.6)) == 1
     apart = np.array([[20, 60, 80, 120], [200, 85, 210, 95]])
     assert len(blazeface.crop_windows(apart, 256, 192, (64, 96, 128), 1.6)) == 2
+
+
+def test_the_roi_region_holds_the_roi_and_its_margin_on_the_16_px_grid():
+    assert blazeface.region_window([102.4, 57.6, 153.6, 96.0], 256, 192, 64) == (32, 0, 224, 160)
+    assert blazeface.region_window([128, 38.4, 256, 153.6], 256, 192, 64) == (64, 0, 256, 192)
+    assert blazeface.region_window([130, 100, 131, 101], 256, 192, 10) == (112, 80, 144, 112)
+
+
+def test_an_roi_whose_region_is_the_whole_input_is_no_region():
+    assert blazeface.region_window([25.6, 19.2, 230.4, 172.8], 256, 192, 64) is None
+    assert blazeface.region_window([0, 0, 256, 192], 256, 192, 0) is None

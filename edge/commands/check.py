@@ -97,7 +97,7 @@ def _blank_frame(config):
 def _check_detector(config):
     from edge.faces import FaceDetector
 
-    detector = FaceDetector(config.detector)
+    detector = FaceDetector.from_config(config)
     t0 = time.perf_counter()
     faces = detector.detect(_blank_frame(config), frame_order="BGR")
     ms = (time.perf_counter() - t0) * 1e3

@@ -1,8 +1,8 @@
 """`maskwatch detect IMAGE_OR_DIR...`: faces and mask labels in photos, for people who just want to try one.
 
 The detector and classifier are built from the same config as `maskwatch run` (strategy, thresholds,
-model, threads), so a photo gives the answer the daemon would give on one frame; single images have no
-tracking or voting. `--json` prints one JSON object per image and line:
+model, threads, and `decision.roi`, within which the fine pass looks for small faces), so a photo gives
+the answer the daemon would give on one frame; single images have no tracking or voting. `--json` prints one JSON object per image and line:
 {"image", "width", "height", "faces": [{"box", "label", "score", "scores", "keypoints"}]}, boxes and
 keypoints in image pixels. `--annotate DIR` writes each image with its boxes, labels and scores drawn.
 """
@@ -134,7 +134,8 @@ def handle(args: argparse.Namespace) -> int:
         return 2
     try:
         config = load_config(config_path(args.config))
-        detector = FaceDetector(config.detector)  # not a stream: every photo is searched in full
+        # not a stream: every photo is searched in full, the fine pass within decision.roi as in the daemon
+        detector = FaceDetector.from_config(config)
         model = Path(config.classifier.model) if config.classifier.model else None
         classifier = MaskClassifier(model, threads=config.classifier.threads)
     except (ConfigError, ModelMetadataError, FileNotFoundError, ImportError) as exc:

@@ -76,6 +76,8 @@ def _logs_to_stderr() -> None:
 def _detector(config):
     from edge.faces import FaceDetector
 
+    # the whole of every scene, without decision.roi: its boxes are annotated anywhere in the photo, and
+    # an ROI set for the door camera would count those outside it as misses
     return FaceDetector(config.detector)
 
 
