@@ -155,6 +155,15 @@ def test_a_held_out_source_is_kept_out_of_training_and_scored_as_unseen(tmp_path
     assert held["all"]["n"] == summary["held_out"]["faces"] == 9  # every scene box, real faces only
     assert set(held["by_source"]) == {"scenes"}
 
+    from train.held_out_report import load_held_out_faces
+
+    saved = load_held_out_faces(out, options.data_root, options.keypoints_path)
+    (out / "held_out" / "records.json").unlink()  # a run from before records.json: rebuilt from the data
+    rebuilt = load_held_out_faces(out, options.data_root, options.keypoints_path)
+    assert len(saved.labels) == 9
+    assert saved.labels.tolist() == rebuilt.labels.tolist()
+    assert saved.face_px.tolist() == rebuilt.face_px.tolist()
+
 
 def test_the_drawn_mask_ablation_still_cleans_faces2_but_draws_nothing(tmp_path):
     from train.run import build_records

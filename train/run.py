@@ -142,6 +142,8 @@ def train_model(options: RunOptions) -> dict:
         held_probabilities = model.predict(held_faces.contract.astype(np.float32), batch_size=128, verbose=0)
         (out / "held_out").mkdir(exist_ok=True)
         np.save(out / "held_out" / "probabilities.npy", held_probabilities)
+        rows = [_record_row(r) for r in held_records]  # what train.held_out_report scores them against
+        (out / "held_out" / "records.json").write_text(json.dumps(rows) + "\n")
         held_out = write_reports(out / "held_out", held_records, held_probabilities, {})
         log.info("held-out sources %s: %s", options.held_out_sources, json.dumps(held_out))
     _save_arrays(out / "validation.npz", val_faces)
