@@ -8,6 +8,7 @@ synthesizer (tests/fixtures.py); those tests skip, saying why, while the model i
 
 from __future__ import annotations
 
+import contextlib
 import json
 import os
 import shutil
@@ -288,7 +289,9 @@ def test_a_wrong_model_exits_2_saying_what_disagrees(tmp_path, pins, caplog):
     )
 
 
-def test_a_reload_whose_new_model_cannot_start_goes_back_to_the_last_good_one(tmp_path, pins, caplog):
+@contextlib.contextmanager
+def started_app(tmp_path: Path, pins):
+    """An App with its stages started on two empty frames, stopped after; every output then off."""
     config = write_config(tmp_path / "config.yaml")
     app = App(
         config, source=str(write_folder(empty(2), tmp_path / "f")), pin_factory=pins, state_dir=tmp_path / "s"
@@ -296,6 +299,14 @@ def test_a_reload_whose_new_model_cannot_start_goes_back_to_the_last_good_one(tm
     app.config = app.load()
     app._start(app.stages(), app.config)
     try:
+        yield config, app
+    finally:
+        app._stop(app.stages())
+    assert_all_off_and_released(pins, RED, BUZZER, GREEN)
+
+
+def test_a_reload_whose_new_model_cannot_start_goes_back_to_the_last_good_one(tmp_path, pins, caplog):
+    with started_app(tmp_path, pins) as (config, app):
         good, classifier = app.config, app.parts["classifier"]
         write_config(config, model=tmp_path / "nope.tflite")
         assert app.reload() is False
@@ -303,19 +314,10 @@ def test_a_reload_whose_new_model_cannot_start_goes_back_to_the_last_good_one(tm
         assert app.config is good and app.parts["classifier"] is not classifier, "rebuilt from the last good"
         assert app.parts["classifier"].model_path == COLOR_MODEL
         assert app._run_loop().frames == 2, "the loop runs on with the last good config"
-    finally:
-        app._stop(app.stages())
-    assert_all_off_and_released(pins, RED, BUZZER, GREEN)
 
 
 def test_a_reload_that_moves_the_roi_rebuilds_the_detector_and_others_of_the_section_do_not(tmp_path, pins):
-    config = write_config(tmp_path / "config.yaml")
-    app = App(
-        config, source=str(write_folder(empty(2), tmp_path / "f")), pin_factory=pins, state_dir=tmp_path / "s"
-    )
-    app.config = app.load()
-    app._start(app.stages(), app.config)
-    try:
+    with started_app(tmp_path, pins) as (config, app):
         assert app.parts["detector"].roi == ()
         write_config(config, decision={"roi": [0.25, 0.0, 0.75, 1.0]})
         assert app.reload() is True
@@ -324,9 +326,6 @@ def test_a_reload_that_moves_the_roi_rebuilds_the_detector_and_others_of_the_sec
         write_config(config, decision={"roi": [0.25, 0.0, 0.75, 1.0], "cooldown_s": 5})
         assert app.reload() is True
         assert app.parts["detector"] is detector, "only the ROI of the decision section concerns it"
-    finally:
-        app._stop(app.stages())
-    assert_all_off_and_released(pins, RED, BUZZER, GREEN)
 
 
 # --- a real daemon process: signals from outside ---------------------------------------------------------
