@@ -4,17 +4,23 @@ Training, conversion and `maskwatch evaluate` must agree on what a dataset folde
 name is which label, which boxes are too small to use, how big a face is), or their numbers stop being
 comparable. Everything here is plain file reading: no TensorFlow, so it also runs on a Pi.
 
-Two layouts:
-- class folders: ROOT/<label>/*.jpg|png; each image already is a face crop, so its face size is the
-  image height.
-- VOC scenes: ROOT/images/*.jpg + ROOT/annotations/*.xml with one <object> per face box.
+Two layouts, as public mask datasets ship them:
+- class folders: ROOT/<label>/**/*.jpg|png, images at any depth under the label folder (RMFD and
+  MaskedFace-Net keep sub-folders); each image already is a face crop, so its face size is the image
+  height.
+- VOC scenes: XML with one <object> per face box in ROOT/annotations/ or ROOT/Annotations/ (or in ROOT
+  itself), images in ROOT/images/, Images/ or JPEGImages/, or next to the XML.
+Hidden files and folders (`.x`, macOS `._x.jpg` and `__MACOSX/`) are not data and are left out.
 """
 
 from __future__ import annotations
 
 import logging
+import os
+import re
 import xml.etree.ElementTree as ET
-from collections.abc import Iterable, Iterator
+from collections import Counter
+from collections.abc import Iterable, Iterator, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -29,25 +35,37 @@ log = logging.getLogger(__name__)
 IMAGE_SUFFIXES = (".jpg", ".jpeg", ".png", ".bmp", ".webp")
 MIN_BOX_SIDE_PX = 2  # VOC boxes thinner than this are annotation slips, not faces
 
-# Folder and VOC names seen in public mask datasets, after `_normalize_name`. `correct` is
-# MaskedFace-Net's CMFD folder ("correctly masked"), the twin of its `incorrect` folder.
+# Folder and VOC names seen in public mask datasets, after `_normalize_name`: the one table of them.
+# MaskedFace-Net ships CMFD/ ("correctly masked face dataset") and IMFD/ ("incorrectly masked"), which
+# our shared copy calls correct/ and incorrect/; `face_*` are the Kaggle "Face Mask Detection" classes
+# (its other classes, `hat`, `mask_surgical` ..., are not faces).
 _LABEL_ALIASES = {
     "with_mask": "with_mask",
     "mask": "with_mask",
     "masked": "with_mask",
     "withmask": "with_mask",
     "correct": "with_mask",
+    "cmfd": "with_mask",
+    "face_with_mask": "with_mask",
     "without_mask": "without_mask",
     "no_mask": "without_mask",
     "nomask": "without_mask",
     "withoutmask": "without_mask",
     "unmasked": "without_mask",
+    "face_no_mask": "without_mask",
     "mask_weared_incorrect": "mask_weared_incorrect",
     "mask_worn_incorrect": "mask_weared_incorrect",
     "mask_worn_incorrectly": "mask_weared_incorrect",
     "incorrect": "mask_weared_incorrect",
     "incorrect_mask": "mask_weared_incorrect",
     "incorrectly_masked": "mask_weared_incorrect",
+    "imfd": "mask_weared_incorrect",
+    "face_with_mask_incorrect": "mask_weared_incorrect",
+    "mask_incorrect": "mask_weared_incorrect",
+    "improper_mask": "mask_weared_incorrect",
+    "incorrectly_worn": "mask_weared_incorrect",
+    "mask_incorrectly_worn": "mask_weared_incorrect",
+    "partial_mask": "mask_weared_incorrect",
 }
 TWO_CLASS_LABELS = ("with_mask", "without_mask")
 
@@ -77,6 +95,7 @@ class Scene:
     width: int
     height: int
     faces: tuple[FaceSample, ...]
+    skipped: tuple[str, ...] = ()  # names of its objects that are no face label we know (`hat` ...)
 
 
 @dataclass(frozen=True)
@@ -92,20 +111,35 @@ class ClassFolderDataset:
 
 
 def _normalize_name(name: str) -> str:
-    return name.strip().lower().replace("-", "_").replace(" ", "_")
+    """`No-Mask`, `no mask`, `NoMask` -> `no_mask`; an all-capitals name (`CMFD`) is not split."""
+    name = re.sub(r"(?<=[a-z])(?=[A-Z])", "_", name.strip())
+    return name.lower().replace("-", "_").replace(" ", "_")
 
 
 def canonical_label(name: str) -> str | None:
-    """Our label for a folder or VOC class name (`Mask`, `no-mask`, `incorrect` ...), or None."""
+    """Our label for a folder or VOC class name (`Mask`, `no-mask`, `WithMask`, `IMFD` ...), or None."""
     return _LABEL_ALIASES.get(_normalize_name(name))
 
 
+def _is_hidden(name: str) -> bool:
+    """Dot files and folders, macOS `._x.jpg` resource forks and the `__MACOSX/` folder zips carry."""
+    return name.startswith(".") or name == "__MACOSX"
+
+
 def _image_files(folder: Path) -> list[Path]:
-    return sorted(p for p in folder.iterdir() if p.is_file() and p.suffix.lower() in IMAGE_SUFFIXES)
+    """Every image file at any depth under `folder`, hidden ones left out, sorted by path."""
+    found = []
+    for dirpath, dirnames, filenames in os.walk(folder):
+        dirnames[:] = [name for name in dirnames if not _is_hidden(name)]
+        for name in filenames:
+            path = Path(dirpath, name)
+            if not _is_hidden(name) and path.suffix.lower() in IMAGE_SUFFIXES and path.is_file():
+                found.append(path)
+    return sorted(found)
 
 
 def read_class_folders(root: Path) -> ClassFolderDataset:
-    """Every image of ROOT/<label>/, labelled by its folder name through the aliases.
+    """Every image under ROOT/<label>/ (sub-folders included), labelled by its folder name through the aliases.
 
     An unknown folder name is an error rather than a skip: a silently dropped class makes every number
     in the report wrong. Two folders mapping to one label (`mask/` and `with_mask/`) are merged.
@@ -113,7 +147,7 @@ def read_class_folders(root: Path) -> ClassFolderDataset:
     root = Path(root)
     if not root.is_dir():
         raise DatasetError(f"dataset folder {root} does not exist")
-    folders = sorted(p for p in root.iterdir() if p.is_dir() and not p.name.startswith("."))
+    folders = sorted(p for p in root.iterdir() if p.is_dir() and not _is_hidden(p.name))
     by_label: dict[str, list[FaceSample]] = {}
     unknown = []
     for folder in folders:
@@ -136,20 +170,56 @@ def read_class_folders(root: Path) -> ClassFolderDataset:
     return ClassFolderDataset(root=root, samples=samples, labels=labels)
 
 
+def _xml_files(folder: Path) -> list[Path]:
+    return sorted(
+        p for p in folder.iterdir() if p.suffix.lower() == ".xml" and not _is_hidden(p.name) and p.is_file()
+    )
+
+
+def _sub_folders(root: Path, names: Sequence[str]) -> list[Path]:
+    """ROOT's folders whose lower-cased name is in `names` (`Annotations` is `annotations`), in that order."""
+    children = sorted(p for p in root.iterdir() if p.is_dir())
+    return [p for name in names for p in children if p.name.lower() == name]
+
+
+def _starts_with_annotation(xml_path: Path) -> bool:
+    try:
+        _, element = next(iter(ET.iterparse(xml_path, events=("start",))))
+    except (ET.ParseError, StopIteration, OSError):
+        return False
+    return element.tag == "annotation"
+
+
+def _annotations_dir(root: Path) -> Path | None:
+    """Where a VOC folder keeps its XML: annotations/ or Annotations/, else ROOT itself when its first XML
+    is a VOC <annotation> (Roboflow's flat export; a stray face-detector cascade XML is not)."""
+    root = Path(root)
+    if not root.is_dir():
+        return None
+    for folder in _sub_folders(root, ("annotations",)):
+        if _xml_files(folder):
+            return folder
+    xmls = _xml_files(root)
+    return root if xmls and _starts_with_annotation(xmls[0]) else None
+
+
+def _image_dirs(root: Path, annotations: Path) -> list[Path]:
+    """Where a VOC folder's images may be, searched in order: images/, Images/, JPEGImages/, beside the XML."""
+    folders = [*_sub_folders(root, ("images", "jpegimages")), annotations, root]
+    return list(dict.fromkeys(folders))
+
+
 def is_voc_scene_folder(root: Path) -> bool:
-    annotations = Path(root) / "annotations"
-    return annotations.is_dir() and any(annotations.glob("*.xml"))
+    return _annotations_dir(Path(root)) is not None
 
 
-def _find_image(images_dir: Path, filename: str, stem: str) -> Path | None:
-    if filename and (images_dir / filename).is_file():
-        return images_dir / filename
-    for name in (Path(filename).stem if filename else stem, stem):
-        for suffix in IMAGE_SUFFIXES:
-            candidate = images_dir / f"{name}{suffix}"
-            if candidate.is_file():
-                return candidate
-    return None
+def _find_image(images_dirs: Sequence[Path], filename: str, stem: str) -> Path | None:
+    """The XML's <filename> in the first folder that has it, else its stem (or the XML's) with any image suffix."""
+    exact = [folder / filename for folder in images_dirs] if filename else []
+    names = dict.fromkeys((Path(filename).stem if filename else stem, stem))
+    suffixes = [case(suffix) for suffix in IMAGE_SUFFIXES for case in (str.lower, str.upper)]
+    guesses = [folder / f"{name}{suffix}" for folder in images_dirs for name in names for suffix in suffixes]
+    return next((path for path in [*exact, *guesses] if path.is_file()), None)
 
 
 def _box_of(obj: ET.Element, xml_path: Path) -> Box:
@@ -162,38 +232,63 @@ def _box_of(obj: ET.Element, xml_path: Path) -> Box:
         raise DatasetError(f"{xml_path}: malformed <bndbox> ({exc})") from exc
 
 
-def read_voc_scene(xml_path: Path, images_dir: Path) -> Scene:
-    """One VOC annotation: its image and labelled boxes; boxes under 2 px and unknown labels dropped."""
+def read_voc_scene(xml_path: Path, images_dir: Path | Sequence[Path]) -> Scene:
+    """One VOC annotation: its image (looked for in `images_dir`, or in each of several folders in turn)
+    and labelled boxes; boxes under 2 px dropped, objects of unknown labels listed in `Scene.skipped`."""
+    images_dirs = [Path(images_dir)] if isinstance(images_dir, str | os.PathLike) else list(images_dir)
     try:
         root = ET.parse(xml_path).getroot()
     except ET.ParseError as exc:
         raise DatasetError(f"{xml_path}: not valid XML ({exc})") from exc
-    image = _find_image(images_dir, (root.findtext("filename") or "").strip(), xml_path.stem)
+    image = _find_image(images_dirs, (root.findtext("filename") or "").strip(), xml_path.stem)
     if image is None:
-        raise DatasetError(f"{xml_path}: its image is not in {images_dir}")
+        where = " or ".join(str(folder) for folder in images_dirs)
+        raise DatasetError(f"{xml_path}: its image is not in {where}")
     width = int(float(root.findtext("size/width") or 0))
     height = int(float(root.findtext("size/height") or 0))
-    faces = []
+    faces, skipped = [], []
     for obj in root.iter("object"):
-        name = obj.findtext("name") or ""
+        name = (obj.findtext("name") or "").strip()
         label = canonical_label(name)
         if label is None:
-            log.warning("%s: skipping object with unknown label %r", xml_path.name, name)
+            skipped.append(name)
             continue
         x1, y1, x2, y2 = _box_of(obj, xml_path)
         if x2 - x1 < MIN_BOX_SIDE_PX or y2 - y1 < MIN_BOX_SIDE_PX:
             continue
         faces.append(FaceSample(image, label, (x1, y1, x2, y2)))
-    return Scene(image=image, width=width, height=height, faces=tuple(faces))
+    return Scene(image=image, width=width, height=height, faces=tuple(faces), skipped=tuple(skipped))
+
+
+def skipped_object_counts(scenes: Iterable[Scene]) -> dict[str, int]:
+    """How many objects of each unknown label the scenes skipped, most frequent first."""
+    return dict(Counter(name for scene in scenes for name in scene.skipped).most_common())
 
 
 def read_voc_scenes(root: Path) -> list[Scene]:
-    """Every annotated scene of ROOT/annotations/*.xml with its image from ROOT/images/."""
+    """Every annotated scene of a VOC folder (Annotations/ + JPEGImages/, annotations/ + images/ ...).
+
+    Objects whose label is no face class we know (`hat`, `mask_surgical`) are skipped with one warning
+    for the whole folder that counts them by name.
+    """
     root = Path(root)
-    if not is_voc_scene_folder(root):
-        raise DatasetError(f"{root} is not a VOC scene folder (expected annotations/*.xml and images/)")
-    images_dir = root / "images" if (root / "images").is_dir() else root
-    return [read_voc_scene(xml, images_dir) for xml in sorted((root / "annotations").glob("*.xml"))]
+    annotations = _annotations_dir(root)
+    if annotations is None:
+        raise DatasetError(
+            f"{root} is not a VOC scene folder (expected annotations/*.xml or Annotations/*.xml, "
+            "and images/ or JPEGImages/)"
+        )
+    images_dirs = _image_dirs(root, annotations)
+    scenes = [read_voc_scene(xml, images_dirs) for xml in _xml_files(annotations)]
+    skipped = skipped_object_counts(scenes)
+    if skipped:
+        log.warning(
+            "%s: skipped %d objects whose label is not a face class we know: %s",
+            root,
+            sum(skipped.values()),
+            ", ".join(f"{name or '(no name)'} {count}" for name, count in skipped.items()),
+        )
+    return scenes
 
 
 def face_samples(root: Path) -> list[FaceSample]:
@@ -203,11 +298,45 @@ def face_samples(root: Path) -> list[FaceSample]:
     return list(read_class_folders(root).samples)
 
 
+def jpeg_is_truncated(data: bytes) -> bool:
+    """True when JPEG data stops before its end-of-image marker: a cut-off download or copy.
+
+    OpenCV decodes such a file without an error and paints the missing part grey, so it would be scored
+    as a photo. The segments before the first scan are stepped over by their lengths, so the end marker
+    of an EXIF thumbnail inside them does not count; from the scan on, 0xFF 0xD9 can only be the end
+    marker (0xFF in scan data is always followed by 0x00 or a restart marker), and bytes appended after
+    it are allowed.
+    """
+    pos, end = 2, len(data)
+    while pos + 1 < end:
+        if data[pos] != 0xFF:
+            return False  # no marker where one must be: damaged in a way only the decoder can judge
+        marker = data[pos + 1]
+        if marker == 0xDA:  # start of scan
+            return data.find(b"\xff\xd9", pos) < 0
+        if marker == 0xD9:
+            return False
+        if marker == 0xFF:  # a fill byte before a marker
+            pos += 1
+        else:
+            pos += 2 + int.from_bytes(data[pos + 2 : pos + 4], "big")
+    return True
+
+
 def load_image_bgr(path: Path) -> np.ndarray:
-    """An image as HxWx3 uint8 BGR; unreadable files are an error that names them."""
+    """An image as HxWx3 uint8 BGR; unreadable files (missing, empty, corrupt, a JPEG cut short) are an
+    error that names them."""
+    try:
+        data = Path(path).read_bytes()
+    except OSError as exc:
+        raise DatasetError(f"cannot read image {path}: {exc.strerror or exc}") from exc
+    if not data:
+        raise DatasetError(f"cannot read image {path}: the file is empty")
+    if data[:2] == b"\xff\xd8" and jpeg_is_truncated(data):
+        raise DatasetError(f"cannot read image {path}: the JPEG is truncated (no end-of-image marker)")
     image = cv2.imread(str(path), cv2.IMREAD_COLOR)
     if image is None:
-        raise DatasetError(f"cannot read image {path}")
+        raise DatasetError(f"cannot read image {path}: not an image OpenCV can decode")
     return image
 
 

@@ -1,5 +1,6 @@
 """Dataset readers on tiny folders written by the tests."""
 
+import logging
 from pathlib import Path
 
 import cv2
@@ -12,6 +13,8 @@ from edge.datasets import (
     face_samples,
     is_voc_scene_folder,
     iter_face_crops,
+    jpeg_is_truncated,
+    load_image_bgr,
     read_class_folders,
     read_voc_scenes,
 )
@@ -42,7 +45,26 @@ VOC_XML = """<annotation><filename>{filename}</filename>
         ("incorrect", "mask_weared_incorrect"),
         ("mask_weared_incorrect", "mask_weared_incorrect"),
         ("mask-worn-incorrectly", "mask_weared_incorrect"),
+        ("WithMask", "with_mask"),  # Kaggle "Face Mask 12K": CamelCase folders
+        ("WithoutMask", "without_mask"),
+        ("withoutmask", "without_mask"),
+        ("NoMask", "without_mask"),
+        ("IncorrectMask", "mask_weared_incorrect"),  # CamelCase split: incorrect_mask
+        ("MaskWornIncorrectly", "mask_weared_incorrect"),
+        ("CMFD", "with_mask"),  # MaskedFace-Net: correctly / incorrectly masked face dataset
+        ("IMFD", "mask_weared_incorrect"),
+        ("face_with_mask", "with_mask"),  # Kaggle "Face Mask Detection" classes
+        ("face_no_mask", "without_mask"),
+        ("face_with_mask_incorrect", "mask_weared_incorrect"),
+        ("mask_incorrect", "mask_weared_incorrect"),
+        ("Improper Mask", "mask_weared_incorrect"),
+        ("incorrectly_worn", "mask_weared_incorrect"),
+        ("mask-incorrectly-worn", "mask_weared_incorrect"),
+        ("partial_mask", "mask_weared_incorrect"),
         ("cats", None),
+        ("hat", None),  # the Kaggle set's non-face classes stay unknown
+        ("mask_surgical", None),
+        ("face_other_covering", None),  # a scarf or a hand: not a mask label
     ],
 )
 def test_label_aliases(name, label):
@@ -80,6 +102,36 @@ def test_unknown_class_folder_is_an_error_naming_it(tmp_path):
         read_class_folders(tmp_path)
 
 
+def test_nested_class_folders_are_read_recursively_and_hidden_files_left_out(tmp_path):
+    _write_image(tmp_path / "CMFD" / "01000" / "b.jpg")  # MaskedFace-Net / RMFD: a folder per batch or person
+    _write_image(tmp_path / "CMFD" / "00000" / "a.jpg")
+    _write_image(tmp_path / "CMFD" / "00000" / "deeper" / "c.png")
+    _write_image(tmp_path / "CMFD" / "top.jpg")
+    _write_image(tmp_path / "IMFD" / "person" / "d.JPG")
+    _write_image(tmp_path / "IMFD" / ".thumbnails" / "e.jpg")
+    _write_image(tmp_path / "IMFD" / ".f.jpg")
+    _write_image(tmp_path / "IMFD" / "__MACOSX" / "person" / "d.JPG")  # a zip unpacked inside the folder
+    (tmp_path / "IMFD" / "person" / "._d.JPG").write_bytes(b"\x00\x05\x16\x07 AppleDouble")
+    _write_image(tmp_path / "__MACOSX" / "CMFD" / "._a.jpg")
+    _write_image(tmp_path / ".cache" / "x.jpg")
+    dataset = read_class_folders(tmp_path)
+    assert dataset.labels == ("with_mask", "mask_weared_incorrect")
+    assert [(s.image.relative_to(tmp_path).as_posix(), s.label) for s in dataset.samples] == [
+        ("CMFD/00000/a.jpg", "with_mask"),
+        ("CMFD/00000/deeper/c.png", "with_mask"),
+        ("CMFD/01000/b.jpg", "with_mask"),
+        ("CMFD/top.jpg", "with_mask"),
+        ("IMFD/person/d.JPG", "mask_weared_incorrect"),
+    ]
+
+
+def test_unknown_class_folder_with_images_only_in_sub_folders_is_still_an_error(tmp_path):
+    _write_image(tmp_path / "with_mask" / "a.jpg")
+    _write_image(tmp_path / "AFDB_face_dataset" / "person" / "b.jpg")
+    with pytest.raises(DatasetError, match="AFDB_face_dataset"):
+        read_class_folders(tmp_path)
+
+
 def test_empty_or_missing_dataset_is_an_error(tmp_path):
     with pytest.raises(DatasetError, match="does not exist"):
         read_class_folders(tmp_path / "nope")
@@ -107,6 +159,59 @@ def test_voc_scenes_skip_thin_boxes_and_map_labels(tmp_path):
     ]
 
 
+def test_pascal_voc_layout_annotations_and_jpegimages(tmp_path):
+    _write_image(tmp_path / "JPEGImages" / "scene1.jpg", height=100, width=200)
+    (tmp_path / "Annotations").mkdir()
+    (tmp_path / "Annotations" / "scene1.xml").write_text(VOC_XML.format(filename="scene1.jpg"))
+    (tmp_path / "Annotations" / "._scene1.xml").write_bytes(b"\x00\x05\x16\x07 not xml")  # AppleDouble
+    (tmp_path / "ImageSets" / "Main").mkdir(parents=True)
+    assert is_voc_scene_folder(tmp_path)
+    (scene,) = read_voc_scenes(tmp_path)
+    assert scene.image == tmp_path / "JPEGImages" / "scene1.jpg"
+    assert [f.label for f in scene.faces] == ["with_mask", "without_mask"]
+
+
+@pytest.mark.parametrize("images", ["Images", "images", "Annotations"])
+def test_voc_images_in_images_folder_of_any_case_or_beside_the_xml(tmp_path, images):
+    _write_image(tmp_path / images / "scene1.jpg", height=100, width=200)
+    (tmp_path / "Annotations").mkdir(exist_ok=True)
+    (tmp_path / "Annotations" / "scene1.xml").write_text(VOC_XML.format(filename="scene1.jpg"))
+    (scene,) = read_voc_scenes(tmp_path)
+    assert scene.image == tmp_path / images / "scene1.jpg"
+
+
+def test_voc_xml_and_images_side_by_side_in_the_root(tmp_path):
+    _write_image(tmp_path / "scene1.JPG", height=100, width=200)  # Roboflow's flat export
+    (tmp_path / "scene1.xml").write_text(VOC_XML.format(filename="scene1.jpeg"))
+    assert is_voc_scene_folder(tmp_path)
+    (scene,) = read_voc_scenes(tmp_path)
+    assert scene.image == tmp_path / "scene1.JPG"
+
+
+def test_a_non_voc_xml_beside_class_folders_does_not_make_a_voc_folder(tmp_path):
+    _write_image(tmp_path / "with_mask" / "a.jpg")
+    (tmp_path / "haarcascade_frontalface_default.xml").write_text("<opencv_storage></opencv_storage>")
+    assert not is_voc_scene_folder(tmp_path)
+    assert [s.label for s in face_samples(tmp_path)] == ["with_mask"]
+
+
+def test_unknown_voc_objects_are_skipped_with_one_warning_counting_them(tmp_path, caplog):
+    other = "<object><name>{}</name><bndbox><xmin>1</xmin><ymin>1</ymin><xmax>9</xmax><ymax>9</ymax></bndbox></object>"
+    for i, names in enumerate((["hat", "mask_surgical"], ["hat", "hat"], [])):
+        _write_image(tmp_path / "images" / f"s{i}.jpg", height=100, width=200)
+        xml = VOC_XML.format(filename=f"s{i}.jpg").replace(
+            "</annotation>", "".join(other.format(n) for n in names) + "</annotation>"
+        )
+        (tmp_path / "annotations").mkdir(exist_ok=True)
+        (tmp_path / "annotations" / f"s{i}.xml").write_text(xml)
+    with caplog.at_level(logging.WARNING, logger="edge.datasets"):
+        scenes = read_voc_scenes(tmp_path)
+    assert [scene.skipped for scene in scenes] == [("hat", "mask_surgical"), ("hat", "hat"), ()]
+    assert all(len(scene.faces) == 2 for scene in scenes)
+    (record,) = caplog.records
+    assert "skipped 4 objects" in record.getMessage() and "hat 3, mask_surgical 1" in record.getMessage()
+
+
 def test_voc_missing_image_is_an_error(tmp_path):
     (tmp_path / "annotations").mkdir()
     (tmp_path / "images").mkdir()
@@ -123,3 +228,50 @@ def test_face_sizes_are_box_height_or_image_height(tmp_path):
     rows = list(iter_face_crops(samples, spec))
     assert [height for _, _, height in rows] == [50, 32, 70]
     assert all(crop.shape == (24, 24, 3) and crop.dtype == np.uint8 for _, crop, _ in rows)
+
+
+def _jpeg_bytes(height: int = 48, width: int = 40, **params) -> bytes:
+    rng = np.random.default_rng(0)
+    image = rng.integers(0, 256, (height, width, 3), dtype=np.uint8)
+    flags = [flag for key, value in params.items() for flag in (getattr(cv2, key), value)]
+    return cv2.imencode(".jpg", image, flags)[1].tobytes()
+
+
+def _with_exif_thumbnail(data: bytes) -> bytes:
+    """The JPEG with an APP1 segment after its start marker that holds a small JPEG (own scan and end marker)."""
+    payload = b"Exif\x00\x00" + _jpeg_bytes(8, 8)
+    return data[:2] + b"\xff\xe1" + (len(payload) + 2).to_bytes(2, "big") + payload + data[2:]
+
+
+@pytest.mark.parametrize(
+    "data",
+    [
+        _jpeg_bytes(),
+        _jpeg_bytes(IMWRITE_JPEG_PROGRESSIVE=1),
+        _jpeg_bytes(IMWRITE_JPEG_RST_INTERVAL=1),
+        _with_exif_thumbnail(_jpeg_bytes()),
+    ],
+    ids=["baseline", "progressive", "restart-markers", "exif-thumbnail"],
+)
+def test_jpeg_truncation_is_found_at_any_cut_and_a_whole_file_passes(data):
+    assert not jpeg_is_truncated(data)
+    assert not jpeg_is_truncated(data + b"appended \xff\xd8 trailer")  # bytes after the end marker
+    assert not jpeg_is_truncated(data[:2] + b"junk" + data[2:])  # not a cut: left to the decoder
+    assert all(jpeg_is_truncated(data[:cut]) for cut in range(2, len(data) - 1))
+
+
+def test_unreadable_images_are_errors_that_name_the_file(tmp_path):
+    good = tmp_path / "good.jpg"
+    good.write_bytes(_jpeg_bytes())
+    assert load_image_bgr(good).shape == (48, 40, 3)
+    cases = {
+        "empty.jpg": (b"", "empty"),
+        "junk.png": (b"this is not an image" * 20, "decode"),
+        "cut.jpg": (_jpeg_bytes()[:-300], "truncated"),
+    }
+    for name, (data, why) in cases.items():
+        (tmp_path / name).write_bytes(data)
+        with pytest.raises(DatasetError, match=f"{name}.*{why}"):
+            load_image_bgr(tmp_path / name)
+    with pytest.raises(DatasetError, match="missing.jpg"):
+        load_image_bgr(tmp_path / "missing.jpg")

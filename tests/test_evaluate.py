@@ -111,17 +111,25 @@ VOC = """<annotation><filename>{name}.jpg</filename><size><width>300</width><hei
 OBJECT = "<object><name>{label}</name><bndbox><xmin>{x1}</xmin><ymin>{y1}</ymin><xmax>{x2}</xmax><ymax>{y2}</ymax></bndbox></object>"
 
 
-def _scene_folder(root: Path) -> Path:
+def _scene_folder(
+    root: Path,
+    images: str = "images",
+    annotations: str = "annotations",
+    names: tuple[str, ...] = ("with_mask", "without_mask", "mask_weared_incorrect"),
+    scene: str = "s0",
+) -> Path:
     """One scene: a masked face, an unmasked face and a wrongly masked face, 60 px, side by side."""
     frame = np.full((120, 300, 3), 128, np.uint8)
     objects = []
-    for i, label in enumerate(("with_mask", "without_mask", "mask_weared_incorrect")):
+    for i, (label, name) in enumerate(
+        zip(("with_mask", "without_mask", "mask_weared_incorrect"), names, strict=True)
+    ):
         x = 20 + 95 * i
         frame[20:100, x : x + 80] = color_image(label, 80, 80, seed=i)
-        objects.append(OBJECT.format(label=label, x1=x + 10, y1=30, x2=x + 70, y2=90))
-    _write(root / "images" / "s0.jpg", frame)
-    (root / "annotations").mkdir(parents=True)
-    (root / "annotations" / "s0.xml").write_text(VOC.format(name="s0", objects="".join(objects)))
+        objects.append(OBJECT.format(label=name, x1=x + 10, y1=30, x2=x + 70, y2=90))
+    _write(root / images / f"{scene}.jpg", frame)
+    (root / annotations).mkdir(parents=True, exist_ok=True)
+    (root / annotations / f"{scene}.xml").write_text(VOC.format(name=scene, objects="".join(objects)))
     return root
 
 
@@ -158,6 +166,74 @@ def test_scene_folder_table(tmp_path, monkeypatch, capsys):
     assert "alarm, all sizes: violator recall 0.000 of 2 violators" in out
     assert "alarm, faces >= 32 px: violator recall 0.000 of 2 violators" in out  # the config's min_face_px
     assert "classification of matched faces:" in out
+
+
+def test_pascal_voc_layout_with_kaggle_class_names_is_evaluated(tmp_path, monkeypatch, capsys):
+    names = ("face_with_mask", "face_no_mask", "face_with_mask_incorrect")
+    root = _scene_folder(tmp_path, images="JPEGImages", annotations="Annotations", names=names)
+    xml = root / "Annotations" / "s0.xml"
+    hat = OBJECT.format(label="hat", x1=0, y1=0, x2=40, y2=20)
+    xml.write_text(xml.read_text().replace("</annotation>", hat + "</annotation>"))
+    detections = [(31, 30, 90, 90), (127, 31, 185, 90), (221, 30, 280, 90)]
+    monkeypatch.setattr(evaluate, "_detector", lambda config: ScriptedDetector([detections]))
+    assert _run([str(root), "--model", str(FIXTURE), "--json"]) == 0
+    report = json.loads(capsys.readouterr().out)
+    assert report["layout"] == "VOC scenes" and report["scenes"] == 1
+    assert report["detection"]["recall"] == 1.0 and report["detection"]["n_faces"] == 3
+    assert report["n"] == 3 and report["accuracy"] == 1.0
+    assert report["skipped_objects"] == {"hat": 1}
+    assert report["unreadable"] == {"count": 0, "examples": []}
+
+
+def _corrupt_files(folder: Path) -> list[Path]:
+    """An empty file, a JPEG cut short and one that is not an image at all."""
+    folder.mkdir(parents=True, exist_ok=True)
+    whole = cv2.imencode(".jpg", color_image("with_mask", 64, 64))[1].tobytes()
+    files = {"empty.jpg": b"", "cut.jpg": whole[: len(whole) // 2], "text.jpg": b"<html>404</html>"}
+    for name, data in files.items():
+        (folder / name).write_bytes(data)
+    return sorted(folder / name for name in files)
+
+
+def test_unreadable_images_among_good_ones_are_skipped_counted_and_named(tmp_path, capsys, caplog):
+    for i in range(2):  # MaskedFace-Net's layout: CMFD/ and IMFD/ with numbered sub-folders
+        _write(tmp_path / "CMFD" / "00000" / f"{i}.jpg", color_image("with_mask", 64, 64, seed=i))
+        _write(tmp_path / "IMFD" / "00000" / f"{i}.jpg", color_image("mask_weared_incorrect", 64, 64, seed=i))
+    bad = _corrupt_files(tmp_path / "CMFD" / "01000")
+    assert _run([str(tmp_path), "--model", str(FIXTURE), "--json"]) == 0
+    report = json.loads(capsys.readouterr().out)
+    assert report["n"] == 4 and report["accuracy"] == 1.0
+    assert report["per_class"]["with_mask"]["support"] == 2
+    assert report["unreadable"] == {"count": 3, "examples": [str(path) for path in bad]}
+    assert all(path.name in caplog.text for path in bad)
+    assert _run([str(tmp_path), "--model", str(FIXTURE)]) == 0
+    out = capsys.readouterr().out
+    assert f"unreadable images skipped: 3 ({bad[0]}, {bad[1]}, {bad[2]})" in out
+    assert "n=4  accuracy 1.0000" in out
+
+
+def test_a_scene_with_an_unreadable_image_is_left_out_and_counted(tmp_path, monkeypatch, capsys):
+    root = _scene_folder(tmp_path, scene="s0")
+    _scene_folder(tmp_path, scene="s1")
+    (root / "images" / "s0.jpg").write_bytes(b"")
+    detections = [(31, 30, 90, 90), (127, 31, 185, 90), (221, 30, 280, 90)]
+    monkeypatch.setattr(evaluate, "_detector", lambda config: ScriptedDetector([detections]))
+    assert _run([str(root), "--model", str(FIXTURE), "--json"]) == 0
+    report = json.loads(capsys.readouterr().out)
+    assert report["scenes"] == 1 and report["detection"]["n_faces"] == 3
+    assert report["unreadable"] == {"count": 1, "examples": [str(root / "images" / "s0.jpg")]}
+
+
+def test_no_readable_image_at_all_exits_2_saying_so(tmp_path, monkeypatch, capsys):
+    _corrupt_files(tmp_path / "classes" / "with_mask")
+    assert _run([str(tmp_path / "classes"), "--model", str(FIXTURE), "--json"]) == 2
+    captured = capsys.readouterr()
+    assert captured.out == "" and "none of its 3 images could be read" in captured.err
+    root = _scene_folder(tmp_path / "voc")
+    (root / "images" / "s0.jpg").write_bytes(b"")
+    monkeypatch.setattr(evaluate, "_detector", lambda config: ScriptedDetector([]))
+    assert _run([str(root), "--model", str(FIXTURE)]) == 2
+    assert "none of its 1 images could be read" in capsys.readouterr().err
 
 
 def test_missing_model_and_bad_dataset_exit_2_with_the_reason(tmp_path, capsys):

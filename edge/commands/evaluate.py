@@ -1,11 +1,13 @@
 """`maskwatch evaluate DATASET_DIR`: how right is the int8 model on faces it has never seen?
 
-Two kinds of folder. Class folders (ROOT/<label>/*.jpg): each image is a face crop, classified whole;
-a with_mask/without_mask-only dataset is scored as 2-class, a worn-wrong prediction counting as "not
-with_mask". VOC scene folders (images/ + annotations/): the face detector runs on every scene as the
-daemon would, detections are matched to the boxes at IoU 0.5, and matched faces are classified; the
-report adds detection recall and precision and the two numbers the alarm lives by, violator recall
-and false-alarm rate. TFLite runtime only, so it runs on the Pi as well.
+Two kinds of folder. Class folders (ROOT/<label>/*.jpg, sub-folders included): each image is a face
+crop, classified whole; a with_mask/without_mask-only dataset is scored as 2-class, a worn-wrong
+prediction counting as "not with_mask". VOC scene folders (Annotations/ + JPEGImages/, or annotations/
++ images/): the face detector runs on every scene as the daemon would, detections are matched to the
+boxes at IoU 0.5, and matched faces are classified; the report adds detection recall and precision and
+the two numbers the alarm lives by, violator recall and false-alarm rate. An image that cannot be read
+(empty, corrupt, cut short) is skipped, logged and counted in the report; none readable is an error.
+TFLite runtime only, so it runs on the Pi as well.
 """
 
 from __future__ import annotations
@@ -21,6 +23,7 @@ import numpy as np
 log = logging.getLogger(__name__)
 
 BATCH = 32  # crops classified per call: bounded memory on a Pi, and batches amortize the invoke
+UNREADABLE_EXAMPLES = 5  # unreadable paths named in the report; the log names every one
 
 
 def register(subparsers) -> None:
@@ -30,7 +33,10 @@ def register(subparsers) -> None:
         description=__doc__.split("\n\n")[1],
     )
     parser.add_argument(
-        "dataset", type=Path, metavar="DATASET_DIR", help="ROOT/<label>/*.jpg, or images/ + annotations/"
+        "dataset",
+        type=Path,
+        metavar="DATASET_DIR",
+        help="ROOT/<label>/**/*.jpg, or a VOC folder: Annotations/ + JPEGImages/ (or annotations/ + images/)",
     )
     parser.add_argument(
         "--model", type=Path, help="classifier .tflite (default: the config's, else the shipped one)"
@@ -81,38 +87,83 @@ def _detector(config):
     return FaceDetector(config.detector)
 
 
+class ImageReader:
+    """Reads dataset images for scoring; one that cannot be read is logged, counted and left out, so one
+    bad file in thousands costs that file and not the evaluation."""
+
+    def __init__(self) -> None:
+        self.unreadable: list[Path] = []
+
+    def read(self, path: Path) -> np.ndarray | None:
+        from edge.datasets import DatasetError, load_image_bgr
+
+        try:
+            return load_image_bgr(path)
+        except DatasetError as exc:
+            log.warning("skipping: %s", exc)
+            self.unreadable.append(path)
+            return None
+
+    def check_any_read(self, root: Path, total: int) -> None:
+        """An error when not one of `total` images could be read: there is nothing to score."""
+        from edge.datasets import DatasetError
+
+        if total and len(self.unreadable) == total:
+            raise DatasetError(
+                f"{root}: none of its {total} images could be read (the first: {self.unreadable[0]}); "
+                "check that the files are whole images (JPEG, PNG, BMP, WebP)"
+            )
+
+    def report(self) -> dict:
+        return {
+            "count": len(self.unreadable),
+            "examples": [str(p) for p in self.unreadable[:UNREADABLE_EXAMPLES]],
+        }
+
+
 def evaluate_class_folders(root: Path, classifier) -> dict:
-    """Every image of ROOT/<label>/ classified whole; the classification report, by face size."""
-    from edge.datasets import load_image_bgr, read_class_folders
+    """Every image under ROOT/<label>/ classified whole; the classification report, by face size."""
+    from edge.datasets import read_class_folders
     from edge.preprocess import crop_whole_image
     from edge.scoring import classification_report
 
     dataset = read_class_folders(root)
-    predicted, heights = [], []
+    reader = ImageReader()
+    truth, predicted, heights = [], [], []
     for start in range(0, len(dataset.samples), BATCH):
         batch = dataset.samples[start : start + BATCH]
-        images = [load_image_bgr(sample.image) for sample in batch]
-        crops = np.stack([crop_whole_image(image, classifier.spec, frame_order="BGR") for image in images])
+        read = [(sample, image) for sample in batch if (image := reader.read(sample.image)) is not None]
+        if not read:
+            continue
+        crops = np.stack([crop_whole_image(image, classifier.spec, frame_order="BGR") for _, image in read])
         predicted.extend(classifier.labels[i] for i in np.argmax(classifier.classify_crops(crops), axis=1))
-        heights.extend(image.shape[0] for image in images)
-    truth = [sample.label for sample in dataset.samples]
+        truth.extend(sample.label for sample, _ in read)
+        heights.extend(image.shape[0] for _, image in read)
+    reader.check_any_read(root, len(dataset.samples))
     report = classification_report(
         truth, predicted, classifier.labels, face_px=heights, two_class=dataset.is_two_class
     )
     report["layout"] = "class folders"
     report["predicted_counts"] = {label: predicted.count(label) for label in classifier.labels}
+    report["unreadable"] = reader.report()
     return report
 
 
 def evaluate_scenes(root: Path, classifier, detector, min_face_px: int | None = None) -> dict:
-    """Detect, match at IoU 0.5 and classify on every VOC scene; detection, matched-face and alarm numbers."""
-    from edge.datasets import load_image_bgr, read_voc_scenes
+    """Detect, match at IoU 0.5 and classify on every VOC scene; detection, matched-face and alarm numbers.
+
+    A scene whose image cannot be read is left out whole, its boxes too (counted under `unreadable`).
+    """
+    from edge.datasets import read_voc_scenes, skipped_object_counts
     from edge.scoring import SceneScorer
 
     scorer = SceneScorer(labels=classifier.labels)
     scenes = read_voc_scenes(root)
+    reader = ImageReader()
     for index, scene in enumerate(scenes, 1):
-        frame = load_image_bgr(scene.image)
+        frame = reader.read(scene.image)
+        if frame is None:
+            continue
         faces = detector.detect(frame, frame_order="BGR")
         predictions = classifier.classify(frame, faces, frame_order="BGR")
         scorer.add_scene(
@@ -123,8 +174,16 @@ def evaluate_scenes(root: Path, classifier, detector, min_face_px: int | None = 
         )
         if index % 100 == 0:
             log.info("%d/%d scenes", index, len(scenes))
+    reader.check_any_read(root, len(scenes))
     report = scorer.report(min_face_px)
-    return {"layout": "VOC scenes", "scenes": len(scenes), **report.pop("classification"), **report}
+    return {
+        "layout": "VOC scenes",
+        "scenes": len(scenes) - len(reader.unreadable),
+        **report.pop("classification"),
+        **report,
+        "skipped_objects": skipped_object_counts(scenes),
+        "unreadable": reader.report(),
+    }
 
 
 # --- human-readable tables -------------------------------------------------------------------------
@@ -194,7 +253,17 @@ def format_report(report: dict) -> str:
     ]
     if "predicted_counts" in report:
         header.append("predicted: " + ", ".join(f"{k} {v}" for k, v in report["predicted_counts"].items()))
-    header.append("")
+    if "scenes" in report:
+        header.append(f"scenes scored: {report['scenes']}")
+    if report.get("skipped_objects"):
+        skipped = ", ".join(f"{name or '(no name)'} {n}" for name, n in report["skipped_objects"].items())
+        header.append(f"objects skipped (not a face label): {skipped}")
+    unreadable = report.get("unreadable", {"count": 0, "examples": []})
+    line = f"unreadable images skipped: {unreadable['count']}"
+    if unreadable["examples"]:
+        more = " ..." if unreadable["count"] > len(unreadable["examples"]) else ""
+        line += f" ({', '.join(unreadable['examples'])}{more})"
+    header += [line, ""]
     body = []
     if "detection" in report:
         body = _detection_lines(report["detection"]) + [""] + _alarm_lines(report["alarm"])
