@@ -38,7 +38,7 @@ MIN_BOX_SIDE_PX = 2  # VOC boxes thinner than this are annotation slips, not fac
 # Folder and VOC names seen in public mask datasets, after `_normalize_name`: the one table of them.
 # MaskedFace-Net ships CMFD/ ("correctly masked face dataset") and IMFD/ ("incorrectly masked"), which
 # our shared copy calls correct/ and incorrect/; `face_*` are the Kaggle "Face Mask Detection" classes
-# (its other classes, `hat`, `mask_surgical` ..., are not faces).
+# (its other classes, `hat`, `mask_surgical` ..., are not faces); `afdb_*` are RMFD's two folders.
 _LABEL_ALIASES = {
     "with_mask": "with_mask",
     "mask": "with_mask",
@@ -47,12 +47,14 @@ _LABEL_ALIASES = {
     "correct": "with_mask",
     "cmfd": "with_mask",
     "face_with_mask": "with_mask",
+    "afdb_masked_face_dataset": "with_mask",
     "without_mask": "without_mask",
     "no_mask": "without_mask",
     "nomask": "without_mask",
     "withoutmask": "without_mask",
     "unmasked": "without_mask",
     "face_no_mask": "without_mask",
+    "afdb_face_dataset": "without_mask",
     "mask_weared_incorrect": "mask_weared_incorrect",
     "mask_worn_incorrect": "mask_weared_incorrect",
     "mask_worn_incorrectly": "mask_weared_incorrect",

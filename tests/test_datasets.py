@@ -61,6 +61,8 @@ VOC_XML = """<annotation><filename>{filename}</filename>
         ("incorrectly_worn", "mask_weared_incorrect"),
         ("mask-incorrectly-worn", "mask_weared_incorrect"),
         ("partial_mask", "mask_weared_incorrect"),
+        ("AFDB_masked_face_dataset", "with_mask"),  # RMFD, a folder per person below each
+        ("AFDB_face_dataset", "without_mask"),
         ("cats", None),
         ("hat", None),  # the Kaggle set's non-face classes stay unknown
         ("mask_surgical", None),
