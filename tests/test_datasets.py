@@ -129,8 +129,8 @@ def test_nested_class_folders_are_read_recursively_and_hidden_files_left_out(tmp
 
 def test_unknown_class_folder_with_images_only_in_sub_folders_is_still_an_error(tmp_path):
     _write_image(tmp_path / "with_mask" / "a.jpg")
-    _write_image(tmp_path / "AFDB_face_dataset" / "person" / "b.jpg")
-    with pytest.raises(DatasetError, match="AFDB_face_dataset"):
+    _write_image(tmp_path / "faces_of_staff" / "person" / "b.jpg")
+    with pytest.raises(DatasetError, match="faces_of_staff"):
         read_class_folders(tmp_path)
 
 

@@ -147,6 +147,25 @@ def test_discovery_event_state_and_counts(broker):
         sub.close()
 
 
+def test_a_violation_shorter_than_the_publishers_look_is_still_published_on_then_off(broker):
+    sub = Subscriber(broker.port)
+    pub = publisher(broker.port, violation_hold_s=0.01)  # over long before the thread's next 0.5 s look
+    try:
+        sub.wait_for("maskwatch/door1/violation", "OFF")
+        pub.on_frame(frame_result(0, [face(decision="violation")]))
+        sub.wait_for("maskwatch/door1/violation", "ON")
+        deadline = time.monotonic() + 10
+        while time.monotonic() < deadline:
+            states = [p for t, p, _ in sub.messages if t == "maskwatch/door1/violation"]
+            if states[-1] == "OFF" and len(states) == 3:
+                break
+            time.sleep(0.05)
+        assert [p for t, p, _ in sub.messages if t == "maskwatch/door1/violation"] == ["OFF", "ON", "OFF"]
+    finally:
+        pub.close()
+        sub.close()
+
+
 def test_last_will_marks_the_device_offline_when_the_daemon_dies(broker):
     sub = Subscriber(broker.port)
     script = (

@@ -163,6 +163,7 @@ class MqttPublisher:
         self._connected = threading.Event()
         self._closing = False
         self._violation_until = float("-inf")
+        self._violation_seen = False  # a violation since the publisher thread last looked (under _cond)
         self._violation_state: bool | None = None
         self._last_counts: dict | None = None
 
@@ -185,13 +186,20 @@ class MqttPublisher:
     # -- Observer: no network, no waiting -----------------------------------------------------------------
 
     def on_frame(self, result: FrameResult) -> None:
-        for face in result.faces:
-            if face.decision == "violation":
-                self._violation_until = self._clock() + self.violation_hold_s
-                return
+        if any(face.decision == "violation" for face in result.faces):
+            self._saw_violation()
+
+    def _saw_violation(self) -> None:
+        """Hold "violation now" on, and wake the publisher thread if it was off, so that a violation
+        shorter than its look (TICK_S, or a busy machine) is still published ON before it goes OFF."""
+        with self._cond:
+            self._violation_until = self._clock() + self.violation_hold_s
+            if not self._violation_state:
+                self._violation_seen = True
+                self._cond.notify()
 
     def on_event(self, event: AlarmEvent) -> None:
-        self._violation_until = self._clock() + self.violation_hold_s
+        self._saw_violation()
         payload = {
             "time": dt.datetime.fromtimestamp(self._wall_clock()).astimezone().isoformat(timespec="seconds"),
             "class": event.label,
@@ -262,7 +270,10 @@ class MqttPublisher:
         while True:
             with self._cond:
                 self._cond.wait_for(
-                    lambda: self._closing or (self._queue and self._connected.is_set()), TICK_S
+                    lambda: (
+                        self._closing or self._violation_seen or (self._queue and self._connected.is_set())
+                    ),
+                    TICK_S,
                 )
                 if self._closing:
                     return
@@ -291,7 +302,10 @@ class MqttPublisher:
     def _queue_state_changes(self) -> None:
         """Publish "violation now" on change (it turns off `violation_hold_s` after the last one) and the
         counts when they change: both are retained, so a new Home Assistant sees the current values."""
-        violating = self._clock() < self._violation_until
+        with self._cond:
+            seen, self._violation_seen = self._violation_seen, False
+            violating = self._clock() < self._violation_until
+        violating = violating or (seen and not self._violation_state)  # ON now, OFF on the next look
         if violating != self._violation_state:
             self._violation_state = violating
             self._enqueue(Message(self.topics.violation, "ON" if violating else "OFF", qos=1, retain=True))
