@@ -336,7 +336,8 @@ def load_image_bgr(path: Path) -> np.ndarray:
         raise DatasetError(f"cannot read image {path}: the file is empty")
     if data[:2] == b"\xff\xd8" and jpeg_is_truncated(data):
         raise DatasetError(f"cannot read image {path}: the JPEG is truncated (no end-of-image marker)")
-    image = cv2.imread(str(path), cv2.IMREAD_COLOR)
+    # decoded from the bytes already read, not read again (imdecode applies EXIF orientation as imread does)
+    image = cv2.imdecode(np.frombuffer(data, np.uint8), cv2.IMREAD_COLOR)
     if image is None:
         raise DatasetError(f"cannot read image {path}: not an image OpenCV can decode")
     return image

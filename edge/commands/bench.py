@@ -139,8 +139,9 @@ def build_pipeline(threads: int, classifier_path: Path | None, config: Config | 
     from edge.faces import FaceDetector
 
     config = config or Config()
-    detector = FaceDetector(
-        dataclasses.replace(config.detector, threads=threads), stream=True, roi=config.decision.roi
+    detector = FaceDetector.from_config(
+        dataclasses.replace(config, detector=dataclasses.replace(config.detector, threads=threads)),
+        stream=True,
     )
     classifier = MaskClassifier(classifier_path, threads=threads)
     return detector, classifier, Decider(config.decision)

@@ -2,7 +2,8 @@
 
 The detector and classifier are built from the same config as `maskwatch run` (strategy, thresholds,
 model, threads, and `decision.roi`, within which the fine pass looks for small faces), so a photo gives
-the answer the daemon would give on one frame; single images have no tracking or voting. `--json` prints one JSON object per image and line:
+the answer the daemon would give on one frame; single images have no tracking or voting. `--json`
+prints one JSON object per image and line:
 {"image", "width", "height", "faces": [{"box", "label", "score", "scores", "keypoints"}]}, boxes and
 keypoints in image pixels. `--annotate DIR` writes each image with its boxes, labels and scores drawn.
 """
