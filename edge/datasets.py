@@ -10,6 +10,8 @@ Two layouts, as public mask datasets ship them:
   height.
 - VOC scenes: XML with one <object> per face box in ROOT/annotations/ or ROOT/Annotations/ (or in ROOT
   itself), images in ROOT/images/, Images/ or JPEGImages/, or next to the XML.
+Either may come split, ROOT/Train/, ROOT/valid/, ROOT/test/ ... each in one of those layouts (Kaggle and
+Roboflow exports): every split is read, since a model that never saw the dataset may be scored on all of it.
 Hidden files and folders (`.x`, macOS `._x.jpg` and `__MACOSX/`) are not data and are left out.
 """
 
@@ -70,6 +72,10 @@ _LABEL_ALIASES = {
     "partial_mask": "mask_weared_incorrect",
 }
 TWO_CLASS_LABELS = ("with_mask", "without_mask")
+# Split folder names of exported datasets, after `_normalize_name`
+_SPLIT_NAMES = frozenset(
+    {"train", "training", "val", "valid", "validation", "test", "testing", "dev", "eval", "evaluation"}
+)
 
 
 class DatasetError(ValueError):
@@ -140,15 +146,45 @@ def _image_files(folder: Path) -> list[Path]:
     return sorted(found)
 
 
+def split_folders(root: Path) -> list[Path]:
+    """ROOT's folders when every one of them is a split (`Train/`, `valid/`, `Test/` ...), else []."""
+    root = Path(root)
+    if not root.is_dir():
+        return []
+    folders = sorted(p for p in root.iterdir() if p.is_dir() and not _is_hidden(p.name))
+    if folders and all(_normalize_name(p.name) in _SPLIT_NAMES for p in folders):
+        return folders
+    return []
+
+
+def _log_splits(root: Path, counts: dict[str, int], what: str) -> None:
+    log.info(
+        "%s: read every split, %s",
+        root,
+        ", ".join(f"{name} ({count} {what})" for name, count in counts.items()),
+    )
+
+
 def read_class_folders(root: Path) -> ClassFolderDataset:
     """Every image under ROOT/<label>/ (sub-folders included), labelled by its folder name through the aliases.
 
     An unknown folder name is an error rather than a skip: a silently dropped class makes every number
-    in the report wrong. Two folders mapping to one label (`mask/` and `with_mask/`) are merged.
+    in the report wrong. Two folders mapping to one label (`mask/` and `with_mask/`) are merged, and so
+    are the splits of ROOT/<split>/<label>/.
     """
     root = Path(root)
     if not root.is_dir():
         raise DatasetError(f"dataset folder {root} does not exist")
+    splits = split_folders(root)
+    if splits:
+        parts = [read_class_folders(split) for split in splits]
+        _log_splits(root, {part.root.name: len(part.samples) for part in parts}, "images")
+        present = {label for part in parts for label in part.labels}
+        labels = tuple(label for label in LABELS if label in present)
+        samples = tuple(
+            sample for label in labels for part in parts for sample in part.samples if sample.label == label
+        )
+        return ClassFolderDataset(root=root, samples=samples, labels=labels)
     folders = sorted(p for p in root.iterdir() if p.is_dir() and not _is_hidden(p.name))
     by_label: dict[str, list[FaceSample]] = {}
     unknown = []
@@ -212,7 +248,11 @@ def _image_dirs(root: Path, annotations: Path) -> list[Path]:
 
 
 def is_voc_scene_folder(root: Path) -> bool:
-    return _annotations_dir(Path(root)) is not None
+    """A VOC folder, or one whose every split is."""
+    if _annotations_dir(Path(root)) is not None:
+        return True
+    splits = split_folders(root)
+    return bool(splits) and all(_annotations_dir(split) is not None for split in splits)
 
 
 def _find_image(images_dirs: Sequence[Path], filename: str, stem: str) -> Path | None:
@@ -275,6 +315,10 @@ def read_voc_scenes(root: Path) -> list[Scene]:
     """
     root = Path(root)
     annotations = _annotations_dir(root)
+    if annotations is None and is_voc_scene_folder(root):
+        parts = {split.name: read_voc_scenes(split) for split in split_folders(root)}
+        _log_splits(root, {name: len(scenes) for name, scenes in parts.items()}, "scenes")
+        return [scene for scenes in parts.values() for scene in scenes]
     if annotations is None:
         raise DatasetError(
             f"{root} is not a VOC scene folder (expected annotations/*.xml or Annotations/*.xml, "

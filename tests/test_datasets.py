@@ -277,3 +277,30 @@ def test_unreadable_images_are_errors_that_name_the_file(tmp_path):
             load_image_bgr(tmp_path / name)
     with pytest.raises(DatasetError, match="missing.jpg"):
         load_image_bgr(tmp_path / "missing.jpg")
+
+
+def test_split_folders_are_read_as_one_dataset_with_the_union_of_labels(tmp_path):
+    _write_image(tmp_path / "train" / "mask" / "a.jpg")
+    _write_image(tmp_path / "train" / "no_mask" / "b.jpg")
+    _write_image(tmp_path / "Test" / "incorrect" / "c.jpg")
+    dataset = read_class_folders(tmp_path)
+    assert dataset.labels == ("with_mask", "without_mask", "mask_weared_incorrect")
+    assert sorted(s.image.name for s in dataset.samples) == ["a.jpg", "b.jpg", "c.jpg"]
+    assert not is_voc_scene_folder(tmp_path)
+
+
+def test_a_split_folder_beside_a_label_folder_is_still_an_unknown_label(tmp_path):
+    _write_image(tmp_path / "train" / "mask" / "a.jpg")
+    _write_image(tmp_path / "mask" / "b.jpg")
+    with pytest.raises(DatasetError, match="train"):
+        read_class_folders(tmp_path)
+
+
+def test_voc_splits_are_a_voc_folder_and_every_split_is_read(tmp_path):
+    for split in ("train", "valid", "test"):
+        _write_image(tmp_path / split / f"{split}.jpg", height=100, width=200)
+        (tmp_path / split / f"{split}.xml").write_text(VOC_XML.format(filename=f"{split}.jpg"))
+    assert is_voc_scene_folder(tmp_path)
+    scenes = read_voc_scenes(tmp_path)
+    assert sorted(scene.image.name for scene in scenes) == ["test.jpg", "train.jpg", "valid.jpg"]
+    assert len(face_samples(tmp_path)) == 6  # two faces each; the 1 px box is dropped

@@ -185,6 +185,32 @@ def test_pascal_voc_layout_with_kaggle_class_names_is_evaluated(tmp_path, monkey
     assert report["unreadable"] == {"count": 0, "examples": []}
 
 
+def test_a_dataset_split_into_train_validation_test_is_read_whole(tmp_path, capsys):
+    """Kaggle's "Face Mask 12K" layout: ROOT/Train|Validation|Test/WithMask|WithoutMask."""
+    for split, count in (("Train", 3), ("Validation", 1), ("Test", 2)):
+        for i in range(count):
+            _write(tmp_path / split / "WithMask" / f"m{i}.png", color_image("with_mask", 40, 40, seed=i))
+            _write(
+                tmp_path / split / "WithoutMask" / f"n{i}.png", color_image("without_mask", 40, 40, seed=i)
+            )
+    assert _run([str(tmp_path), "--model", str(FIXTURE), "--json"]) == 0
+    report = json.loads(capsys.readouterr().out)
+    assert report["layout"] == "class folders" and report["scoring"] == "2-class"
+    assert report["n"] == 12 and report["per_class"]["without_mask"]["support"] == 6
+
+
+def test_a_roboflow_voc_export_split_into_folders_is_read_whole(tmp_path, monkeypatch, capsys):
+    """Roboflow's Pascal VOC export: ROOT/train|valid|test/, each with its images and XML side by side."""
+    for split in ("train", "valid"):
+        _scene_folder(tmp_path / split, images=".", annotations=".", scene=f"{split}_s0")
+    detections = [(31, 30, 90, 90), (127, 31, 185, 90), (221, 30, 280, 90)]
+    monkeypatch.setattr(evaluate, "_detector", lambda config: ScriptedDetector([detections, detections]))
+    assert _run([str(tmp_path), "--model", str(FIXTURE), "--json"]) == 0
+    report = json.loads(capsys.readouterr().out)
+    assert report["layout"] == "VOC scenes" and report["scenes"] == 2
+    assert report["detection"]["n_faces"] == 6 and report["accuracy"] == 1.0
+
+
 def _corrupt_files(folder: Path) -> list[Path]:
     """An empty file, a JPEG cut short and one that is not an image at all."""
     folder.mkdir(parents=True, exist_ok=True)

@@ -5,7 +5,8 @@ crop, classified whole; a with_mask/without_mask-only dataset is scored as 2-cla
 prediction counting as "not with_mask". VOC scene folders (Annotations/ + JPEGImages/, or annotations/
 + images/): the face detector runs on every scene as the daemon would, detections are matched to the
 boxes at IoU 0.5, and matched faces are classified; the report adds detection recall and precision and
-the two numbers the alarm lives by, violator recall and false-alarm rate. An image that cannot be read
+the two numbers the alarm lives by, violator recall and false-alarm rate. Either may be split into
+Train/ Validation/ Test/ folders, as exports ship; every split is read. An image that cannot be read
 (empty, corrupt, cut short) is skipped, logged and counted in the report; none readable is an error.
 TFLite runtime only, so it runs on the Pi as well.
 """
