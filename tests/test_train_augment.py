@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import numpy as np
 
-from edge.preprocess import PreprocessSpec
+from edge.preprocess import PreprocessSpec, crop_face
 from train.augment import AugmentConfig, augment_batch, augment_face
 from train.crops import context_size, face_pixels
 from train.data import FaceRecord
@@ -49,3 +49,30 @@ def test_switched_off_it_reproduces_the_contract_crop():
     out = augment_face(context, fraction, 64, np.random.default_rng(0), OFF)
     assert contract[32, 32].tolist() == [255, 0, 0]  # RGB: the red face sits in the middle
     assert np.abs(out.astype(int) - contract.astype(int)).mean() < 25
+
+
+def _loose(scale: float) -> AugmentConfig:
+    return AugmentConfig(
+        scale_range=(1.0, 1.2), loose_p=1.0, loose_scale_range=(scale, scale), shift=0.0, max_rotation_deg=0.0,
+        flip_p=0.0, low_res_p=0.0, blur_p=0.0, photometric_p=0.0, noise_p=0.0, jpeg_p=0.0,
+    )  # fmt: skip
+
+
+def test_a_loose_crop_is_the_contract_crop_with_more_margin_from_real_pixels():
+    spec = PreprocessSpec(input_size=64)
+    _, context, fraction = _face(spec)
+    out = augment_face(context, fraction, 64, np.random.default_rng(0), _loose(1.5))
+    # 1.5 x the contract side (1 + 2 * 0.2) is the contract crop with a margin of 0.55
+    wider = crop_face(_frame(), (60, 40, 100, 80), PreprocessSpec(input_size=64, crop_margin=0.55))
+    assert np.abs(out.astype(int) - wider.astype(int)).mean() < 25
+    red = (out[:, :, 0] > 200) & (out[:, :, 1] < 60)
+    assert 0.15 < red.mean() < 0.3  # the 40 px face fills (40 / 84)^2 = 0.23 of the crop, not 0.51
+
+
+def test_whole_image_faces_are_never_drawn_looser_than_the_normal_range():
+    spec = PreprocessSpec(input_size=64)
+    record = FaceRecord("c.jpg", "faces2", "with_mask", "g", "c.jpg", box=None, face_px=120)
+    _, context, fraction = face_pixels(record, _frame(), spec)
+    loose = augment_face(context, fraction, 64, np.random.default_rng(0), _loose(1.6))
+    normal_max = AugmentConfig(**{**_loose(1.6).__dict__, "loose_p": 0.0, "scale_range": (1.2, 1.2)})
+    assert np.array_equal(loose, augment_face(context, fraction, 64, np.random.default_rng(0), normal_max))

@@ -13,6 +13,8 @@ import shlex
 import sys
 from pathlib import Path
 
+from edge.preprocess import PreprocessSpec
+from train.augment import AugmentConfig
 from train.fetch_weights import FETCH_COMMAND, weights_path
 from train.fit import FitConfig
 from train.keypoints import DEFAULT_CACHE
@@ -36,6 +38,18 @@ def build_parser() -> argparse.ArgumentParser:
     parser.add_argument("--patience", type=int, default=defaults.patience)
     parser.add_argument("--real-incorrect-weight", type=float, default=defaults.real_incorrect_weight)
     parser.add_argument("--seed", type=int, default=defaults.seed)
+    parser.add_argument(
+        "--crop-margin",
+        type=float,
+        default=PreprocessSpec.crop_margin,
+        help="the contract's margin around the face box (travels with the model in its metadata)",
+    )
+    parser.add_argument(
+        "--loose-crop-p",
+        type=float,
+        default=AugmentConfig.loose_p,
+        help="share of training crops drawn 1.2-1.6x looser than the contract crop (photos cropped by others)",
+    )
     parser.add_argument("--val-fraction", type=float, default=0.2)
     parser.add_argument(
         "--keypoints", type=Path, default=DEFAULT_CACHE, help="keypoint cache from train.keypoints"
@@ -82,8 +96,13 @@ def options_from_args(args: argparse.Namespace) -> RunOptions:
         finetune_from_block=args.finetune_from_block, patience=args.patience, seed=args.seed,
         real_incorrect_weight=args.real_incorrect_weight,
     )  # fmt: skip
+    if not 0.0 <= args.crop_margin <= 1.0:
+        raise SystemExit(f"--crop-margin must be in [0, 1], got {args.crop_margin}")
+    if not 0.0 <= args.loose_crop_p <= 1.0:
+        raise SystemExit(f"--loose-crop-p must be in [0, 1], got {args.loose_crop_p}")
     return RunOptions(
         data_root=args.data, out_dir=args.out, weights_path=weights, keypoints_path=keypoints, fit=fit,
+        augment=AugmentConfig(loose_p=args.loose_crop_p), crop_margin=args.crop_margin,
         val_fraction=args.val_fraction, cache_dir=args.cache_dir, held_out_sources=tuple(args.hold_out_source), draw_masks=not args.no_drawn_masks, published_labels=args.published_labels, command=shlex.join(["python", "-m", "train", *sys.argv[1:]]),
     )  # fmt: skip
 

@@ -21,6 +21,10 @@ class AugmentConfig:
     """Ranges and probabilities; the defaults are the ones the shipped model was trained with."""
 
     scale_range: tuple[float, float] = (0.85, 1.2)  # crop side relative to the contract crop
+    # Share of crops drawn looser than any detector box gives (class-folder photos cropped by someone
+    # else, with more of the head and shoulders), where the context crop has real pixels for it.
+    loose_p: float = 0.0
+    loose_scale_range: tuple[float, float] = (1.2, 1.6)
     shift: float = 0.08  # centre jitter, fraction of the crop side
     max_rotation_deg: float = 12.0
     flip_p: float = 0.5
@@ -43,7 +47,13 @@ def crop_transform(
     context_size: int, out_size: int, fraction: float, rng: np.random.Generator, config: AugmentConfig
 ) -> np.ndarray:
     """2x3 affine matrix mapping context pixels to a jittered, rotated, maybe mirrored output crop."""
-    scale = fraction * math.exp(rng.uniform(math.log(config.scale_range[0]), math.log(config.scale_range[1])))
+    scale = math.exp(rng.uniform(math.log(config.scale_range[0]), math.log(config.scale_range[1])))
+    if config.loose_p > 0.0 and rng.random() < config.loose_p:
+        # never more reflected border than the normal range gives: whole-image crops stay as they were
+        ceiling = max(config.scale_range[1], 1.0 / fraction)
+        low, high = config.loose_scale_range
+        scale = min(ceiling, math.exp(rng.uniform(math.log(low), math.log(high))))
+    scale *= fraction
     side = scale * context_size  # crop side in context pixels
     centre = context_size / 2.0 + rng.uniform(-config.shift, config.shift, size=2) * side
     angle = math.radians(rng.uniform(-config.max_rotation_deg, config.max_rotation_deg))

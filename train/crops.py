@@ -29,7 +29,9 @@ from train.data import FaceRecord
 
 log = logging.getLogger(__name__)
 
-CONTEXT_MARGIN = 0.15  # extra margin on every side, as a fraction of the box's longer side
+# Extra margin on every side, as a fraction of the box's longer side: room for AugmentConfig's loosest
+# crop (1.6 x the contract side: (1.6 - 1) * (1 + 2 * 0.2) / 2 = 0.42) without reflected borders.
+CONTEXT_MARGIN = 0.45
 CACHE_VERSION = 2
 
 ImageLoader = Callable[[FaceRecord, Path], np.ndarray]

@@ -47,6 +47,7 @@ class RunOptions:
     weights_path: Path | None
     keypoints_path: Path | None  # None: no cleaning and no synthesized masks
     fit: FitConfig = field(default_factory=FitConfig)
+    augment: AugmentConfig = field(default_factory=AugmentConfig)
     crop_margin: float = PreprocessSpec.crop_margin
     val_fraction: float = 0.2
     cache_dir: Path = Path("runs/cache")
@@ -128,7 +129,7 @@ def train_model(options: RunOptions) -> dict:
 
     fit_started = time.monotonic()
     model, history = fit_classifier(
-        train_faces, val_faces, options.fit, options.weights_path, out, AugmentConfig()
+        train_faces, val_faces, options.fit, options.weights_path, out, options.augment
     )
     timings["fit_s"] = round(time.monotonic() - fit_started, 1)
     model.save(out / "model.keras")
@@ -163,7 +164,7 @@ def train_model(options: RunOptions) -> dict:
             "loaded": options.weights_path is not None,
         },
         "fit": options.fit.to_dict(),
-        "augment": AugmentConfig().__dict__,
+        "augment": options.augment.__dict__,
         "val_fraction": options.val_fraction,
         "data_root": str(options.data_root),
         "data": {
