@@ -85,3 +85,47 @@ def test_an_unknown_label_in_an_offset_is_a_usage_error(tmp_path):
     run = write_run(tmp_path / "r", ["with_mask"], [50], probabilities([{"with_mask": 1.0}]))
     with pytest.raises(SystemExit):
         main([str(run), "--logit-offset", "masked=-1"])
+
+
+def red_means_masked_run(tmp_path: Path) -> tuple[Path, Path]:
+    """A run whose "model" calls a crop masked when it is mostly red, and one held-out face: a red
+    square on blue, so only a crop much looser than the box shows mostly blue."""
+    import cv2
+    import keras
+
+    from edge.preprocess import PreprocessSpec
+
+    data = tmp_path / "data"
+    data.mkdir()
+    frame = np.zeros((120, 160, 3), np.uint8)
+    frame[:, :] = (255, 0, 0)  # blue (BGR)
+    frame[40:80, 60:100] = (0, 0, 255)  # the red "face"
+    cv2.imwrite(str(data / "s.png"), frame)
+    inputs = keras.Input((32, 32, 3))
+    dense = keras.layers.Dense(3)
+    model = keras.Model(inputs, keras.layers.Softmax()(dense(keras.layers.GlobalAveragePooling2D()(inputs))))
+    weights = np.zeros((3, 3), np.float32)
+    weights[0, WITH] = weights[2, WITHOUT] = 1 / 25.5  # RGB input: red -> with_mask, blue -> without_mask
+    dense.set_weights([weights, np.array([-5.0, -5.0, -5.0], np.float32)])
+    run = tmp_path / "run"
+    (run / "held_out").mkdir(parents=True)
+    model.save(run / "model.keras")
+    summary = {
+        "preprocess": PreprocessSpec(input_size=32).to_dict(),
+        "held_out": {"sources": ["scenes"], "faces": 1},
+    }
+    (run / "training_summary.json").write_text(json.dumps(summary))
+    row = {"key": "s.png#0", "source": "scenes", "label": "with_mask", "group": "g", "image": "s.png",
+           "box": [60, 40, 100, 80], "face_px": 40, "placement": None}  # fmt: skip
+    (run / "held_out" / "records.json").write_text(json.dumps([row]))
+    np.save(run / "held_out" / "probabilities.npy", probabilities([{"with_mask": 1.0}]))
+    return run, data
+
+
+def test_crop_margin_recrops_the_faces_and_asks_the_runs_model(tmp_path, capsys):
+    run, data = red_means_masked_run(tmp_path)
+    for margin in ("0", "1.0"):
+        assert main([str(run), "--data", str(data), "--json", "--crop-margin", margin]) == 0
+    tight, loose = (json.loads(line) for line in capsys.readouterr().out.splitlines())
+    assert tight["crop_margin"] == 0.0 and tight["ge32"]["masked_flagged"] == 0.0  # all red: masked
+    assert loose["crop_margin"] == 1.0 and loose["ge32"]["masked_flagged"] == 1.0  # a third as wide: blue

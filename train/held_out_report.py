@@ -7,6 +7,10 @@ what the model card's held-out tables quote, per run, with the offsets the shipp
 
     python -m train.held_out_report runs/A_seed0 runs/A_seed1 ... --logit-offset mask_weared_incorrect=-1
 
+`--crop-margin 0.5` scores the same faces cropped from their boxes with another margin than the contract's,
+through the run's Keras model: datasets cropped by others frame faces more loosely or tightly than our
+detector's crop does.
+
 Faces are the held-out source's real ones (masks drawn on them were dropped from the run). The run
 saves their records (`held_out/records.json`); for runs made before it did, they are rebuilt from the
 data the way the run built them, and the count is checked against the saved probabilities.
@@ -23,7 +27,10 @@ from pathlib import Path
 import numpy as np
 
 from convert.logit_offsets import LogitOffsetError, parse_offsets
+from edge.datasets import load_image_bgr
 from edge.model_metadata import LABELS
+from edge.preprocess import PreprocessSpec, crop_face, crop_whole_image
+from train.data import FaceRecord
 from train.keypoints import DEFAULT_CACHE
 from train.run import RunOptions, build_records
 from train.splits import hold_out
@@ -48,6 +55,21 @@ def load_held_out_faces(run: Path, data_root: Path, keypoints: Path = DEFAULT_CA
         return HeldOutFaces(
             np.array([LABELS.index(r["label"]) for r in rows]), np.array([r["face_px"] for r in rows])
         )
+    held = _rebuilt_held_out_records(run, data_root, keypoints)
+    return HeldOutFaces(np.array([r.label_index for r in held]), np.array([r.face_px for r in held]))
+
+
+def load_held_out_records(run: Path, data_root: Path, keypoints: Path = DEFAULT_CACHE) -> list[FaceRecord]:
+    """The held-out faces of `run` with where their pixels are, in the order of its probabilities."""
+    saved = run / "held_out" / "records.json"
+    if saved.exists():
+        rows = json.loads(saved.read_text())
+        fields = FaceRecord.__dataclass_fields__
+        return [FaceRecord.from_dict({k: v for k, v in row.items() if k in fields}) for row in rows]
+    return _rebuilt_held_out_records(run, data_root, keypoints)
+
+
+def _rebuilt_held_out_records(run: Path, data_root: Path, keypoints: Path) -> list[FaceRecord]:
     summary = json.loads((run / "training_summary.json").read_text())
     sources = tuple(summary["held_out"]["sources"])
     if not sources:
@@ -67,7 +89,28 @@ def load_held_out_faces(run: Path, data_root: Path, keypoints: Path = DEFAULT_CA
             f"{run}: rebuilt {len(held)} held-out faces, the run scored {summary['held_out']['faces']}: "
             "the data or train/faces2_relabels.csv changed since; re-run the training"
         )
-    return HeldOutFaces(np.array([r.label_index for r in held]), np.array([r.face_px for r in held]))
+    return held
+
+
+def probabilities_at_margin(
+    run: Path, records: list[FaceRecord], data_root: Path, margin: float
+) -> np.ndarray:
+    """The run's Keras model on `records` cropped with `margin` instead of the contract's (whole-image
+    faces are used whole, as always)."""
+    import keras
+
+    summary = json.loads((run / "training_summary.json").read_text())
+    spec = PreprocessSpec.from_dict({**summary["preprocess"], "crop_margin": margin})
+    crops, image_path, image = [], None, None
+    for record in records:
+        if record.image != image_path:
+            image_path, image = record.image, load_image_bgr(data_root / record.image)
+        if record.box is None:
+            crops.append(crop_whole_image(image, spec, frame_order="BGR"))
+        else:
+            crops.append(crop_face(image, record.box, spec, frame_order="BGR"))
+    model = keras.models.load_model(run / "model.keras", compile=False)
+    return model.predict(np.stack(crops).astype(np.float32), batch_size=128, verbose=0)
 
 
 def with_offsets(probabilities: np.ndarray, offsets: dict[str, float]) -> np.ndarray:
@@ -140,12 +183,21 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument(
         "--logit-offset", action="append", default=[], metavar="LABEL=VALUE", help="as python -m convert's"
     )
+    parser.add_argument(
+        "--crop-margin",
+        type=float,
+        default=None,
+        help="crop the faces in boxes with this margin (the contract's is 0.2) and score them with the run's "
+        "Keras model, instead of the probabilities saved at the contract's crop",
+    )
     parser.add_argument("--json", action="store_true", help="one JSON object per run")
     args = parser.parse_args(argv)
     try:
         offsets = parse_offsets(args.logit_offset, LABELS)
     except LogitOffsetError as err:
         parser.error(str(err))
+    if args.crop_margin is not None and not 0.0 <= args.crop_margin <= 2.0:
+        parser.error(f"--crop-margin must be in [0, 2], got {args.crop_margin}")
     for run in args.runs:
         probabilities_path = run / "held_out" / "probabilities.npy"
         if not probabilities_path.exists():
@@ -153,14 +205,22 @@ def main(argv: list[str] | None = None) -> int:
             return 2
         probabilities = np.load(probabilities_path)
         faces = load_held_out_faces(run, args.data, args.keypoints)
+        if args.crop_margin is not None:
+            records = load_held_out_records(run, args.data, args.keypoints)
+            probabilities = probabilities_at_margin(run, records, args.data, args.crop_margin)
         if len(faces.labels) != len(probabilities):
             print(f"{run}: {len(faces.labels)} faces but {len(probabilities)} probabilities", file=sys.stderr)
             return 2
         numbers = alarm_numbers(faces, with_offsets(probabilities, offsets))
         if args.json:
-            print(json.dumps({"run": str(run), "logit_offsets": offsets, **numbers}))
+            print(
+                json.dumps(
+                    {"run": str(run), "logit_offsets": offsets, "crop_margin": args.crop_margin, **numbers}
+                )
+            )
         else:
-            print(text_row(run.name, numbers))
+            margin = "" if args.crop_margin is None else f" (crop margin {args.crop_margin:g})"
+            print(text_row(run.name + margin, numbers))
     return 0
 
 
