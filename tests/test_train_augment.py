@@ -11,7 +11,7 @@ from train.data import FaceRecord
 
 OFF = AugmentConfig(
     scale_range=(1.0, 1.0), shift=0.0, max_rotation_deg=0.0, flip_p=0.0, low_res_p=0.0, blur_p=0.0,
-    photometric_p=0.0, noise_p=0.0, jpeg_p=0.0,
+    photometric_p=0.0, noise_p=0.0, jpeg_p=0.0, loose_p=0.0,
 )  # fmt: skip
 
 

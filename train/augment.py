@@ -23,7 +23,7 @@ class AugmentConfig:
     scale_range: tuple[float, float] = (0.85, 1.2)  # crop side relative to the contract crop
     # Share of crops drawn looser than any detector box gives (class-folder photos cropped by someone
     # else, with more of the head and shoulders), where the context crop has real pixels for it.
-    loose_p: float = 0.0
+    loose_p: float = 0.3
     loose_scale_range: tuple[float, float] = (1.2, 1.6)
     shift: float = 0.08  # centre jitter, fraction of the crop side
     max_rotation_deg: float = 12.0
@@ -49,7 +49,8 @@ def crop_transform(
     """2x3 affine matrix mapping context pixels to a jittered, rotated, maybe mirrored output crop."""
     scale = math.exp(rng.uniform(math.log(config.scale_range[0]), math.log(config.scale_range[1])))
     if config.loose_p > 0.0 and rng.random() < config.loose_p:
-        # never more reflected border than the normal range gives: whole-image crops stay as they were
+        # never more reflected border than the normal range gives: a whole-image crop (no pixels beyond
+        # the image) gets the normal range's loosest, 1.2
         ceiling = max(config.scale_range[1], 1.0 / fraction)
         low, high = config.loose_scale_range
         scale = min(ceiling, math.exp(rng.uniform(math.log(low), math.log(high))))
