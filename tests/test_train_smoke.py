@@ -136,6 +136,7 @@ def test_tiny_training_run_writes_its_folder(tmp_path):
         assert (out / name).is_file(), name
     assert summary["data"]["synthesized"] > 0
     assert summary["preprocess"]["input_size"] == 32
+    assert summary["augment"]["loose_p"] == options.augment.loose_p  # the recipe travels with the run
     val = np.load(out / "validation.npz")
     assert val["crops"].shape[1:] == (32, 32, 3) and val["crops"].dtype == np.uint8
     train_groups = {r["group"] for r in json.loads((out / "split_train.json").read_text())}
@@ -176,3 +177,19 @@ def test_the_drawn_mask_ablation_still_cleans_faces2_but_draws_nothing(tmp_path)
         r.source.startswith("synth:") for r in without_drawn
     )
     assert ablation_notes["cleaning"] is not None
+
+
+def test_the_command_line_sets_the_contract_margin_and_the_share_of_loose_crops(tmp_path):
+    from train.__main__ import build_parser, options_from_args
+
+    def options(*flags: str):
+        return options_from_args(
+            build_parser().parse_args(["--out", str(tmp_path), "--random-init", "--no-synth", *flags])
+        )
+
+    chosen = options("--crop-margin", "0.1", "--loose-crop-p", "0.5")
+    assert chosen.crop_margin == 0.1 and chosen.augment.loose_p == 0.5
+    default = options()
+    assert default.crop_margin == 0.2 and default.augment.loose_p == 0.3  # the shipped model's recipe
+    with pytest.raises(SystemExit, match="--loose-crop-p must be in"):
+        options("--loose-crop-p", "1.5")
