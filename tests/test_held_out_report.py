@@ -87,9 +87,11 @@ def test_an_unknown_label_in_an_offset_is_a_usage_error(tmp_path):
         main([str(run), "--logit-offset", "masked=-1"])
 
 
-def red_means_masked_run(tmp_path: Path) -> tuple[Path, Path]:
+def red_means_masked_run(
+    tmp_path: Path, face: tuple[int, int, int, int] = (60, 40, 100, 80)
+) -> tuple[Path, Path]:
     """A run whose "model" calls a crop masked when it is mostly red, and one held-out face: a red
-    square on blue, so only a crop much looser than the box shows mostly blue."""
+    box on blue (a square by default), so only a crop much looser than the box shows mostly blue."""
     import cv2
     import keras
 
@@ -99,7 +101,8 @@ def red_means_masked_run(tmp_path: Path) -> tuple[Path, Path]:
     data.mkdir()
     frame = np.zeros((120, 160, 3), np.uint8)
     frame[:, :] = (255, 0, 0)  # blue (BGR)
-    frame[40:80, 60:100] = (0, 0, 255)  # the red "face"
+    x1, y1, x2, y2 = face
+    frame[y1:y2, x1:x2] = (0, 0, 255)  # the red "face"
     cv2.imwrite(str(data / "s.png"), frame)
     inputs = keras.Input((32, 32, 3))
     dense = keras.layers.Dense(3)
@@ -116,7 +119,7 @@ def red_means_masked_run(tmp_path: Path) -> tuple[Path, Path]:
     }
     (run / "training_summary.json").write_text(json.dumps(summary))
     row = {"key": "s.png#0", "source": "scenes", "label": "with_mask", "group": "g", "image": "s.png",
-           "box": [60, 40, 100, 80], "face_px": 40, "placement": None}  # fmt: skip
+           "box": list(face), "face_px": y2 - y1, "placement": None}  # fmt: skip
     (run / "held_out" / "records.json").write_text(json.dumps([row]))
     np.save(run / "held_out" / "probabilities.npy", probabilities([{"with_mask": 1.0}]))
     return run, data
@@ -127,5 +130,22 @@ def test_crop_margin_recrops_the_faces_and_asks_the_runs_model(tmp_path, capsys)
     for margin in ("0", "1.0"):
         assert main([str(run), "--data", str(data), "--json", "--crop-margin", margin]) == 0
     tight, loose = (json.loads(line) for line in capsys.readouterr().out.splitlines())
-    assert tight["crop_margin"] == 0.0 and tight["ge32"]["masked_flagged"] == 0.0  # all red: masked
-    assert loose["crop_margin"] == 1.0 and loose["ge32"]["masked_flagged"] == 1.0  # a third as wide: blue
+    assert tight["crop"] == "margin 0" and tight["ge32"]["masked_flagged"] == 0.0  # all red: masked
+    assert loose["crop"] == "margin 1" and loose["ge32"]["masked_flagged"] == 1.0  # a third as wide: blue
+
+
+def test_box_cut_scores_each_face_cut_at_its_box_and_stretched_as_evaluate_scores_a_crop_dataset(
+    tmp_path, capsys
+):
+    run, data = red_means_masked_run(tmp_path, face=(70, 40, 86, 80))  # 16 px wide, 40 tall
+    assert main([str(run), "--data", str(data), "--json", "--box-cut"]) == 0
+    assert main([str(run), "--data", str(data), "--json", "--crop-margin", "0"]) == 0
+    cut, square = (json.loads(line) for line in capsys.readouterr().out.splitlines())
+    assert cut["crop"] == "box cut" and cut["ge32"]["masked_flagged"] == 0.0  # only the red box
+    assert square["crop"] == "margin 0" and square["ge32"]["masked_flagged"] == 1.0  # 40 px square: blue
+
+
+def test_box_cut_and_a_crop_margin_together_are_a_usage_error(tmp_path):
+    run, data = red_means_masked_run(tmp_path)
+    with pytest.raises(SystemExit):
+        main([str(run), "--data", str(data), "--box-cut", "--crop-margin", "0.5"])

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import numpy as np
 
-from edge.preprocess import PreprocessSpec, crop_face
+from edge.preprocess import PreprocessSpec, crop_face, crop_whole_image
 from train.augment import AugmentConfig, augment_batch, augment_face
 from train.crops import context_size, face_pixels
 from train.data import FaceRecord
@@ -76,3 +76,35 @@ def test_whole_image_faces_are_never_drawn_looser_than_the_normal_range():
     loose = augment_face(context, fraction, 64, np.random.default_rng(0), _loose(1.6))
     normal_max = AugmentConfig(**{**_loose(1.6).__dict__, "loose_p": 0.0, "scale_range": (1.2, 1.2)})
     assert np.array_equal(loose, augment_face(context, fraction, 64, np.random.default_rng(0), normal_max))
+
+
+def _tight(aspect: float) -> AugmentConfig:
+    return AugmentConfig(
+        **{
+            **OFF.__dict__,
+            "tight_p": 1.0,
+            "tight_scale_range": (1 / 1.4, 1 / 1.4),
+            "tight_aspect_range": (aspect, aspect),
+        }
+    )
+
+
+def test_a_tight_crop_is_the_face_box_cut_out_and_stretched_square_as_crop_datasets_hold_it():
+    frame = _frame()
+    frame[40:80, 65:95] = (0, 255, 0)  # a green face 30 px wide, 40 tall, inside the red square
+    box = (65, 40, 95, 80)
+    record = FaceRecord("s.jpg#0", "scenes", "without_mask", "g", "s.jpg", box=box, face_px=40)
+    spec = PreprocessSpec(input_size=64)
+    _, context, fraction = face_pixels(record, frame, spec)
+    out = augment_face(context, fraction, 64, np.random.default_rng(0), _tight(30 / 40))
+    cut = crop_whole_image(np.ascontiguousarray(frame[40:80, 65:95]), spec)  # what `evaluate` scores
+    green = (out[:, :, 1] > 200) & (out[:, :, 0] < 60)
+    assert green[4:-4, 4:-4].all()  # the 1.4 x box square would show red on both sides
+    assert np.abs(out.astype(int) - cut.astype(int)).mean() < 20
+
+
+def test_whole_image_faces_are_never_drawn_tight_they_already_are_the_box():
+    record = FaceRecord("c.jpg", "faces2", "with_mask", "g", "c.jpg", box=None, face_px=120)
+    _, context, fraction = face_pixels(record, _frame(), PreprocessSpec(input_size=64))
+    tight = augment_face(context, fraction, 64, np.random.default_rng(0), _tight(0.7))
+    assert np.array_equal(tight, augment_face(context, fraction, 64, np.random.default_rng(0), OFF))

@@ -179,7 +179,7 @@ def test_the_drawn_mask_ablation_still_cleans_faces2_but_draws_nothing(tmp_path)
     assert ablation_notes["cleaning"] is not None
 
 
-def test_the_command_line_sets_the_contract_margin_and_the_share_of_loose_crops(tmp_path):
+def test_the_command_line_sets_the_contract_margin_and_the_shares_of_loose_and_tight_crops(tmp_path):
     from train.__main__ import build_parser, options_from_args
 
     def options(*flags: str):
@@ -187,9 +187,11 @@ def test_the_command_line_sets_the_contract_margin_and_the_share_of_loose_crops(
             build_parser().parse_args(["--out", str(tmp_path), "--random-init", "--no-synth", *flags])
         )
 
-    chosen = options("--crop-margin", "0.1", "--loose-crop-p", "0.5")
-    assert chosen.crop_margin == 0.1 and chosen.augment.loose_p == 0.5
+    chosen = options("--crop-margin", "0.1", "--loose-crop-p", "0.5", "--tight-crop-p", "0.25")
+    assert chosen.crop_margin == 0.1 and chosen.augment.loose_p == 0.5 and chosen.augment.tight_p == 0.25
     default = options()
     assert default.crop_margin == 0.2 and default.augment.loose_p == 0.3  # the shipped model's recipe
     with pytest.raises(SystemExit, match="--loose-crop-p must be in"):
         options("--loose-crop-p", "1.5")
+    with pytest.raises(SystemExit, match=r"--tight-crop-p must be in \[0, 0.7\] \(1 - --loose-crop-p\)"):
+        options("--tight-crop-p", "0.8")

@@ -50,6 +50,13 @@ def build_parser() -> argparse.ArgumentParser:
         default=AugmentConfig.loose_p,
         help="share of training crops drawn 1.2-1.6x looser than the contract crop (photos cropped by others)",
     )
+    parser.add_argument(
+        "--tight-crop-p",
+        type=float,
+        default=AugmentConfig.tight_p,
+        help="share of training crops cut at the face box and stretched square (crop datasets made from "
+        "annotation boxes); with --loose-crop-p at most 1 in all",
+    )
     parser.add_argument("--val-fraction", type=float, default=0.2)
     parser.add_argument(
         "--keypoints", type=Path, default=DEFAULT_CACHE, help="keypoint cache from train.keypoints"
@@ -100,9 +107,13 @@ def options_from_args(args: argparse.Namespace) -> RunOptions:
         raise SystemExit(f"--crop-margin must be in [0, 1], got {args.crop_margin}")
     if not 0.0 <= args.loose_crop_p <= 1.0:
         raise SystemExit(f"--loose-crop-p must be in [0, 1], got {args.loose_crop_p}")
+    if not 0.0 <= args.tight_crop_p <= 1.0 - args.loose_crop_p:
+        raise SystemExit(
+            f"--tight-crop-p must be in [0, {1.0 - args.loose_crop_p:g}] (1 - --loose-crop-p), got {args.tight_crop_p}"
+        )
     return RunOptions(
         data_root=args.data, out_dir=args.out, weights_path=weights, keypoints_path=keypoints, fit=fit,
-        augment=AugmentConfig(loose_p=args.loose_crop_p), crop_margin=args.crop_margin,
+        augment=AugmentConfig(loose_p=args.loose_crop_p, tight_p=args.tight_crop_p), crop_margin=args.crop_margin,
         val_fraction=args.val_fraction, cache_dir=args.cache_dir, held_out_sources=tuple(args.hold_out_source), draw_masks=not args.no_drawn_masks, published_labels=args.published_labels, command=shlex.join(["python", "-m", "train", *sys.argv[1:]]),
     )  # fmt: skip
 

@@ -9,7 +9,8 @@ what the model card's held-out tables quote, per run, with the offsets the shipp
 
 `--crop-margin 0.5` scores the same faces cropped from their boxes with another margin than the contract's,
 through the run's Keras model: datasets cropped by others frame faces more loosely or tightly than our
-detector's crop does.
+detector's crop does. `--box-cut` scores each face cut out at its box and stretched square, which is how
+`maskwatch evaluate` sees a crop dataset made from annotation boxes (the held-out scenes' own crops).
 
 Faces are the held-out source's real ones (masks drawn on them were dropped from the run). The run
 saves their records (`held_out/records.json`); for runs made before it did, they are rebuilt from the
@@ -92,21 +93,32 @@ def _rebuilt_held_out_records(run: Path, data_root: Path, keypoints: Path) -> li
     return held
 
 
-def probabilities_at_margin(
-    run: Path, records: list[FaceRecord], data_root: Path, margin: float
+def box_cut(image: np.ndarray, box: tuple[float, float, float, float]) -> np.ndarray:
+    """The pixels inside `box` (rounded, kept inside the image, never empty): a crop dataset's image."""
+    height, width = image.shape[:2]
+    x1, y1, x2, y2 = (int(round(v)) for v in box)
+    x1, y1 = min(max(x1, 0), width - 1), min(max(y1, 0), height - 1)
+    x2, y2 = min(max(x2, x1 + 1), width), min(max(y2, y1 + 1), height)
+    return np.ascontiguousarray(image[y1:y2, x1:x2])
+
+
+def probabilities_recropped(
+    run: Path, records: list[FaceRecord], data_root: Path, margin: float | None
 ) -> np.ndarray:
-    """The run's Keras model on `records` cropped with `margin` instead of the contract's (whole-image
-    faces are used whole, as always)."""
+    """The run's Keras model on `records` cropped with `margin` instead of the contract's, or with None
+    cut at the box and used whole (whole-image faces are used whole, as always)."""
     import keras
 
     summary = json.loads((run / "training_summary.json").read_text())
-    spec = PreprocessSpec.from_dict({**summary["preprocess"], "crop_margin": margin})
+    spec = PreprocessSpec.from_dict({**summary["preprocess"], "crop_margin": margin or 0.0})
     crops, image_path, image = [], None, None
     for record in records:
         if record.image != image_path:
             image_path, image = record.image, load_image_bgr(data_root / record.image)
         if record.box is None:
             crops.append(crop_whole_image(image, spec, frame_order="BGR"))
+        elif margin is None:
+            crops.append(crop_whole_image(box_cut(image, record.box), spec, frame_order="BGR"))
         else:
             crops.append(crop_face(image, record.box, spec, frame_order="BGR"))
     model = keras.models.load_model(run / "model.keras", compile=False)
@@ -190,6 +202,12 @@ def main(argv: list[str] | None = None) -> int:
         help="crop the faces in boxes with this margin (the contract's is 0.2) and score them with the run's "
         "Keras model, instead of the probabilities saved at the contract's crop",
     )
+    parser.add_argument(
+        "--box-cut",
+        action="store_true",
+        help="cut each face at its box and score the cut whole, stretched square, as `maskwatch evaluate` "
+        "scores a crop dataset made from annotation boxes",
+    )
     parser.add_argument("--json", action="store_true", help="one JSON object per run")
     args = parser.parse_args(argv)
     try:
@@ -198,6 +216,9 @@ def main(argv: list[str] | None = None) -> int:
         parser.error(str(err))
     if args.crop_margin is not None and not 0.0 <= args.crop_margin <= 2.0:
         parser.error(f"--crop-margin must be in [0, 2], got {args.crop_margin}")
+    if args.box_cut and args.crop_margin is not None:
+        parser.error("--box-cut and --crop-margin are two ways to crop: give one")
+    crop = "box cut" if args.box_cut else None if args.crop_margin is None else f"margin {args.crop_margin:g}"
     for run in args.runs:
         probabilities_path = run / "held_out" / "probabilities.npy"
         if not probabilities_path.exists():
@@ -205,22 +226,19 @@ def main(argv: list[str] | None = None) -> int:
             return 2
         probabilities = np.load(probabilities_path)
         faces = load_held_out_faces(run, args.data, args.keypoints)
-        if args.crop_margin is not None:
+        if crop is not None:
             records = load_held_out_records(run, args.data, args.keypoints)
-            probabilities = probabilities_at_margin(run, records, args.data, args.crop_margin)
+            probabilities = probabilities_recropped(run, records, args.data, args.crop_margin)
         if len(faces.labels) != len(probabilities):
             print(f"{run}: {len(faces.labels)} faces but {len(probabilities)} probabilities", file=sys.stderr)
             return 2
         numbers = alarm_numbers(faces, with_offsets(probabilities, offsets))
         if args.json:
             print(
-                json.dumps(
-                    {"run": str(run), "logit_offsets": offsets, "crop_margin": args.crop_margin, **numbers}
-                )
+                json.dumps({"run": str(run), "logit_offsets": offsets, "crop": crop or "contract", **numbers})
             )
         else:
-            margin = "" if args.crop_margin is None else f" (crop margin {args.crop_margin:g})"
-            print(text_row(run.name + margin, numbers))
+            print(text_row(run.name + ("" if crop is None else f" ({crop})"), numbers))
     return 0
 
 
