@@ -40,7 +40,7 @@ from edge.scoring import SIZE_BUCKETS, match_boxes, size_bucket
 STRATEGIES = {
     "pyramid (default, face verifier on)": DetectorConfig(),
     "pyramid, no verifier": DetectorConfig(verifier=False),
-    "pyramid, fine 320, no verifier": DetectorConfig(fine_size=320, verifier=False),
+    "pyramid, fine 256 (the default before 2026-11-24), face verifier on": DetectorConfig(fine_size=256),
     "dual": DetectorConfig(strategy="dual", verifier=False),
     "full_range": DetectorConfig(strategy="full_range", verifier=False),
     "short_range": DetectorConfig(strategy="short_range", verifier=False),

@@ -61,7 +61,7 @@ class DetectorConfig:
     score_threshold: float = _opt(0.5, "minimum face score (the whole-frame passes)", lo=0.05, hi=0.99)
     fine_score_threshold: float = _opt(0.6, "minimum face score in the pyramid's fine pass", lo=0.05, hi=0.99)
     fine_size: int = _opt(
-        256,
+        320,
         "long side of the pyramid's fine pass in px: larger finds smaller faces, costs more",
         lo=128,
         hi=640,

@@ -6,7 +6,7 @@ frame covers that: full-range (192 px input) finds under half of the masked face
 640x480 frame, short-range (128 px) finds the close-ups but nothing small. Short-range's network is
 fully convolutional, though, so it also runs on a larger input in the frame's own aspect. The default
 "pyramid" strategy runs it twice per frame: a coarse pass (long side 128) that answers for faces at
-least a quarter of the frame tall, and a fine pass (long side `fine_size`, 256 by default) for the
+least a quarter of the frame tall, and a fine pass (long side `fine_size`, 320 by default) for the
 rest. The fine pass needs a higher score (`fine_score_threshold`), and a higher one still for faces
 under 40 px in its input, because that is where background patches fool it. Both passes' candidates
 are merged by one weighted NMS. On a video stream (`stream=True`, the daemon) the fine pass covers the
@@ -109,7 +109,7 @@ def detection_passes(config: DetectorConfig) -> tuple[DetectionPass, ...]:
     if config.strategy == "pyramid":
         fine = config.fine_score_threshold
         # With an ROI the fine pass searches it plus a margin of the largest face it answers for alone
-        # (COARSE_MIN_FACE_PX at its scale, 64 px in the 256 px input, 160 px in a 640x480 frame; larger
+        # (COARSE_MIN_FACE_PX at its scale, 80 px in a 320 px input, 160 px in a 640x480 frame; larger
         # ones are the whole-frame coarse pass's). Such a face centred inside the ROI then lies inside the
         # search with at least half its height of surroundings to spare (a follow window gives it 0.3),
         # and faces up to twice that size, the coarse pass's, still lie inside whole: the fine pass does
