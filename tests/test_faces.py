@@ -276,12 +276,8 @@ def test_a_new_frame_size_is_searched_in_full(astronaut):
 
 # --- decision.roi: the fine pass searches only the region of interest, plus a margin ----------------------
 
-ROI_MIDDLE = [
-    0.4,
-    0.3,
-    0.6,
-    0.5,
-]  # fine input 128-192 x 72-120, plus 80 px, on the 16 px grid: 48-272 x 0-208
+# fine input 128-192 x 72-120, plus 80 px, on the 16 px grid: 48-272 x 0-208
+ROI_MIDDLE = [0.4, 0.3, 0.6, 0.5]
 ROI_RIGHT = [0.5, 0.2, 1.0, 0.8]  # 160-320 x 48-192, searched over 80-320 x 0-240
 
 
