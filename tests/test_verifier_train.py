@@ -113,13 +113,44 @@ def test_mined_crops_are_cached_apart_for_each_scene_choice():
     assert cache_path(4000, "all") == paths["all"] != cache_path(2000, "all")
 
 
-def test_the_sidecar_says_which_scenes_the_verifier_learnt_from():
+def test_mining_at_another_fine_size_or_with_lamps_is_cached_apart_from_the_shipped_data():
+    from train.verifier import cache_path
+
+    shipped = cache_path(4000, "train")
+    assert shipped.name == "crops_48_eac5031244.npz"  # the key the shipped verifier's crops were cached under
+    others = {cache_path(4000, "train", fine_size=320), cache_path(4000, "train", lamps_p=0.3)}
+    assert len(others) == 2 and shipped not in others
+
+
+def test_lamps_are_drawn_into_composed_frames_only_when_asked_and_never_over_a_face():
+    import random
+
+    from train.verifier_data import _compose
+
+    face = np.ascontiguousarray(skimage.data.astronaut()[30:230, 140:320, ::-1])
+    sources = [(face, (20.0, 20.0, 160.0, 180.0), "astronaut")]
+    pool = [np.full((480, 640, 3), 90, np.uint8)]
+    for seed in range(4):
+        frame, boxes, groups, lamps = _compose(sources, pool, random.Random(seed), lamps_p=0.0)
+        assert lamps == [] and groups == ["astronaut"]
+        frame, boxes, groups, lamps = _compose(sources, pool, random.Random(seed), lamps_p=1.0)
+        assert lamps, "every frame gets lamps at lamps_p 1"
+        for lx1, ly1, lx2, ly2 in lamps:
+            x1, y1, x2, y2 = boxes[0]
+            assert lx2 <= x1 or x2 <= lx1 or ly2 <= y1 or y2 <= ly1
+
+
+def test_the_sidecar_says_which_scenes_and_mining_the_verifier_learnt_from():
     from types import SimpleNamespace
 
     from train.verifier import _command, _scenes_left_out
 
-    assert _command(SimpleNamespace(scenes="all", seed=0)) == "python -m train.verifier --scenes all"
-    assert _command(SimpleNamespace(scenes="train", seed=2)).endswith("--scenes train --seed 2")
+    def args(**given):
+        return SimpleNamespace(**{"scenes": "train", "seed": 0, "mine_fine_size": 256, "lamps": 0.0, **given})
+
+    assert _command(args(scenes="all")) == "python -m train.verifier --scenes all"
+    assert _command(args(seed=2)).endswith("--scenes train --seed 2")
+    assert _command(args(mine_fine_size=320, lamps=0.3)).endswith("--mine-fine-size 320 --lamps 0.3")
     assert "'eval' half" in _scenes_left_out("train") and "'train' half" in _scenes_left_out("eval")
     assert _scenes_left_out("all").startswith("none of the scene images")
     assert "close-ups use as backgrounds" in _scenes_left_out("all")

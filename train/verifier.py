@@ -24,10 +24,12 @@ from pathlib import Path
 import numpy as np
 
 from bench.detector_data import SCENE_CHOICES
+from edge.config import DetectorConfig
+from edge.faces import FaceDetector
 from edge.model_metadata import save_metadata
 from edge.preprocess import PreprocessSpec
 from edge.verifier import LABELS, VerifierMetadata
-from train.verifier_data import DATA_VERSION, CropSet, excluded_sources, mine
+from train.verifier_data import DATA_VERSION, MINE_FINE_SIZE, CropSet, excluded_sources, mine
 
 log = logging.getLogger(__name__)
 
@@ -207,15 +209,25 @@ def summary(data: CropSet, data_root: Path, scenes: str = "train") -> dict:
     }
 
 
-def cache_path(frames: int, scenes: str, spec: PreprocessSpec = SPEC) -> Path:
+def cache_path(
+    frames: int,
+    scenes: str,
+    spec: PreprocessSpec = SPEC,
+    fine_size: int = MINE_FINE_SIZE,
+    lamps_p: float = 0.0,
+) -> Path:
     """Where the mined crops for these settings are kept: keyed by everything that changes them."""
     key_fields = [spec.to_dict(), frames, DATA_VERSION, scenes]
+    if (fine_size, lamps_p) != (MINE_FINE_SIZE, 0.0):  # the shipped data keeps the key it always had
+        key_fields += [fine_size, lamps_p]
     key = hashlib.sha256(json.dumps(key_fields).encode()).hexdigest()[:10]
     return CACHE_DIR / f"crops_{spec.input_size}_{key}.npz"
 
 
 def _command(args) -> str:
     options = [f"--scenes {args.scenes}"] + ([f"--seed {args.seed}"] if args.seed else [])
+    options += [f"--mine-fine-size {args.mine_fine_size}"] if args.mine_fine_size != MINE_FINE_SIZE else []
+    options += [f"--lamps {args.lamps:g}"] if args.lamps else []
     return "python -m train.verifier " + " ".join(options)
 
 
@@ -241,15 +253,28 @@ def main(argv: list[str] | None = None) -> int:
         default="train",
         help="VOC scenes to learn from: a half of bench.detector_data.split_scenes, or all",
     )
+    parser.add_argument(
+        "--mine-fine-size",
+        type=int,
+        default=MINE_FINE_SIZE,
+        help="fine pass (px) of the detector that mines the candidates; the shipped verifier's: 256",
+    )
+    parser.add_argument(
+        "--lamps",
+        type=float,
+        default=0.0,
+        help="share of composed frames with lamps and flares drawn in as negatives (tried, not shipped)",
+    )
     args = parser.parse_args(argv)
     logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s %(message)s")
     started = time.monotonic()
-    cache = cache_path(args.frames, args.scenes)
+    cache = cache_path(args.frames, args.scenes, fine_size=args.mine_fine_size, lamps_p=args.lamps)
     if cache.is_file() and not args.remine:
         data = CropSet.load(cache)
         data.summary = json.loads(cache.with_suffix(".json").read_text())
     else:
-        data = mine(args.data, SPEC, frames=args.frames, scenes=args.scenes)
+        detector = FaceDetector(DetectorConfig(fine_size=args.mine_fine_size))
+        data = mine(args.data, SPEC, detector, frames=args.frames, scenes=args.scenes, lamps_p=args.lamps)
         cache.parent.mkdir(parents=True, exist_ok=True)
         data.save(cache)
         cache.with_suffix(".json").write_text(json.dumps(data.summary))

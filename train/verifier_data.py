@@ -18,6 +18,9 @@ Training frames, none of them used by bench/detector_eval.py:
   taught that those are not faces rejects exactly the faces we want back.
 - face parts, as negatives: candidates mostly inside a known face that match it at IoU <= 0.4 (the
   eyes and mask of a face found whole at another scale), and random windows of 40-65% of a face.
+- optionally (`lamps_p`, off for the shipped verifier), lamps with their glow and flare drawn into a share
+  of the composed frames (train/point_lights.py), so that candidates on them are negatives: the
+  backgrounds are daytime photos with no bright lights. Tried, not shipped (docs/detector.md).
 - random background patches, as easy negatives.
 Scene regions used as backgrounds also avoid every detection scoring REGION_BLOCK_SCORE or more, since
 unannotated faces would otherwise become negatives there too.
@@ -45,15 +48,21 @@ from bench.detector_data import (
     closeup_list,
 )
 from edge import blazeface
+from edge.config import DetectorConfig
 from edge.datasets import load_image_bgr
 from edge.faces import COARSE_MIN_FACE_PX, COARSE_SIZE, DetectionPass, FaceDetector
 from edge.preprocess import PreprocessSpec, crop_face
 from edge.scoring import iou_matrix
+from train.point_lights import draw_point_lights, dusk
 
 log = logging.getLogger(__name__)
 
 TRAIN_BACKGROUNDS = ("cat", "moon", "page", "text", "colorwheel", "retina", "stereo_motorcycle", "cell")
 DATA_VERSION = 2  # bump when mining changes: the crop cache is keyed by it
+# The fine pass the candidates are mined with: the shipped verifier's were mined at 256 px, the detector's
+# default before 2026-11-24; mined at its 320 px default now, the threshold rule chose 0.69 and the
+# verifier kept more false positives (docs/detector.md, "Lamps as negatives").
+MINE_FINE_SIZE = 256
 MINE_FLOOR = 0.2  # candidates down to this score are mined (the verifier's band starts above it)
 POSITIVE_IOU, NEGATIVE_IOU = 0.5, 0.1
 PART_MAX_IOU, PART_INSIDE = 0.4, 0.6  # a candidate this little like a face and this much inside it: a part
@@ -231,8 +240,9 @@ def _background(pool: list[np.ndarray], rng: random.Random) -> np.ndarray:
     return cv2.resize(region, (FRAME_W, FRAME_H), interpolation=cv2.INTER_LINEAR)
 
 
-def _compose(sources, pool, rng: random.Random):
-    """One frame with 1-2 pasted faces and 0-2 pasted non-face patches: frame, face boxes, pasted rects."""
+def _compose(sources, pool, rng: random.Random, lamps_p: float = 0.0):
+    """One frame with 1-2 pasted faces, 0-2 pasted non-face patches and, in a `lamps_p` share of frames,
+    lamps (half of those at dusk): frame, face boxes, their face groups, lamp boxes."""
     frame = _background(pool, rng)
     boxes, rects, groups = [], [], []
     for image, box, group in sources:
@@ -260,7 +270,12 @@ def _compose(sources, pool, rng: random.Random):
         if all(px + w <= a or c <= px or py + h <= b or d <= py for a, b, c, d in rects):
             sx, sy = rng.randint(0, FRAME_W - w), rng.randint(0, FRAME_H - h)
             frame[py : py + h, px : px + w] = patch[sy : sy + h, sx : sx + w]
-    return frame, boxes, rects, groups
+    lamps = []
+    if lamps_p > 0 and rng.random() < lamps_p:  # no draw at 0: the frames stay those of the shipped data
+        if rng.random() < 0.5:
+            frame = dusk(frame, rng)
+        lamps = draw_point_lights(frame, rng, avoid=rects)
+    return frame, boxes, groups, lamps
 
 
 def _label_candidates(boxes, truth) -> np.ndarray:
@@ -291,6 +306,18 @@ def _inside(boxes: np.ndarray, others: np.ndarray) -> np.ndarray:
     return inter / np.maximum(area, 1e-9)[:, None]
 
 
+def _on_lamp(boxes, lamps) -> np.ndarray:
+    """For each candidate: does a drawn lamp's centre lie inside it (the lamp is what it was found on)?"""
+    boxes = np.asarray(boxes, np.float64).reshape(-1, 4)
+    if len(lamps) == 0:
+        return np.zeros(len(boxes), bool)
+    lamps = np.asarray(lamps, np.float64)
+    cx, cy = (lamps[:, 0] + lamps[:, 2]) / 2, (lamps[:, 1] + lamps[:, 3]) / 2
+    inside_x = (boxes[:, None, 0] <= cx[None]) & (cx[None] <= boxes[:, None, 2])
+    inside_y = (boxes[:, None, 1] <= cy[None]) & (cy[None] <= boxes[:, None, 3])
+    return (inside_x & inside_y).any(axis=1)
+
+
 def _part_of(box, rng: np.random.Generator):
     """A random square window of 40-65% of a face's size inside it: a face part, as a negative."""
     x1, y1, x2, y2 = box
@@ -315,13 +342,15 @@ def mine(
     patches: int = 3000,
     seed: int = 0,
     scenes: str = "train",
+    lamps_p: float = 0.0,
 ) -> CropSet:
-    """Every training example, mined from the sources above with `detector` (default pyramid), the scene
-    backgrounds and crops from `scenes` (one of SCENE_CHOICES)."""
+    """Every training example, mined from the sources above with `detector` (default pyramid, fine pass
+    at MINE_FINE_SIZE), the scene backgrounds and crops from `scenes` (one of SCENE_CHOICES), lamps drawn
+    into a `lamps_p` share of the composed frames."""
     if scenes not in SCENE_CHOICES:
         raise ValueError(f"scenes must be one of {SCENE_CHOICES}, got {scenes!r}")
     data_root = Path(data_root)
-    detector = detector or FaceDetector()
+    detector = detector or FaceDetector(DetectorConfig(fine_size=MINE_FINE_SIZE))
     rng, nrng = random.Random(seed), np.random.default_rng(seed)
     out = _Collector(spec)
     closeup_regions: dict[str, tuple[int, int, int, int]] = {}
@@ -354,15 +383,19 @@ def mine(
 
     for index in range(frames):
         picked = [sources[rng.randrange(len(sources))] for _ in range(rng.randint(1, 2))]
-        frame, truth, rects, groups = _compose(picked, pool, rng)
+        frame, truth, groups, lamps = _compose(picked, pool, rng, lamps_p)
         boxes, scores = low_floor_faces(detector, frame)
         labels = _label_candidates(boxes, truth)
-        for box, score, label in zip(boxes, scores, labels, strict=True):
+        on_lamp = _on_lamp(boxes, lamps)
+        for box, score, label, lamp in zip(boxes, scores, labels, on_lamp, strict=True):
             if label == 1:
                 t = int(np.argmax(iou_matrix(np.array([box], np.float64), np.array(truth))[0]))
                 out.add(frame, box, 1, "composed", groups[t], float(score))
                 out.add(frame, _jittered(box, nrng), 1, "composed", groups[t], float(score))
                 count("composed positive")
+            elif label == 0 and lamp:
+                out.add(frame, box, 0, "lamp", f"frame{index}", float(score))
+                count("composed negative on a lamp")
             elif label == 0:
                 out.add(frame, box, 0, "composed", f"frame{index}", float(score))
                 count("composed negative")
@@ -405,6 +438,8 @@ def mine(
         "seed": seed,
         "scenes": scenes,
         "scene_images": len(train_scenes),
+        "fine_size": detector.config.fine_size,
+        "lamps_p": lamps_p,
     }
     log.info("verifier data: %s", counts)
     return result
