@@ -127,6 +127,13 @@ class DecisionConfig:
     edge_margin_px: int = _opt(
         4, "faces this close to the frame edge are cut off and ignored; 0 = keep", lo=0, hi=200
     )
+    still_face_s: float = _opt(
+        60.0,
+        "a face that stays put (within a tenth of its height) this long is taken for a picture, poster or "
+        "lamp and ignored until it moves; 0 = never",
+        lo=0.0,
+        hi=86400.0,
+    )
     roi: list[float] = _list_opt(
         list,
         "optional region of interest [x1, y1, x2, y2] as fractions of the frame: faces centred outside it "

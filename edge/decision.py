@@ -4,8 +4,11 @@ One frame's classifier output is noisy, but a person walking towards the door is
 So faces are linked across frames into tracks by IoU, each track votes over its last N frames (a frame
 whose top score sits in the uncertain band casts no vote), and a track decided to be a violation alarms
 once, then not again for a cooldown. Faces that are too small, cut by the frame edge or outside the
-region of interest are tracked but never vote. Everything is plain numbers in and plain records out, so
-tests feed it timestamps and boxes.
+region of interest are tracked but never vote. Neither does a face that has not moved for
+`still_face_s`: people walk through an entrance, while a face on a poster, a picture on the wall or a
+lamp the detector takes for a face stays put, and without this it would alarm again after every
+cooldown, all day. Everything is plain numbers in and plain records out, so tests feed it timestamps
+and boxes.
 
 The classifier is the costliest stage per face, so the decider also says which faces it needs classified
 (`to_classify`): every new, undecided or changing person on every frame, and a settled one (decided, and
@@ -49,7 +52,7 @@ class Observation:
 class FaceDecision:
     track_id: int
     decision: str  # pending | ok | violation | ignored
-    reason: str = ""  # why ignored: "small", "edge" or "roi"
+    reason: str = ""  # why ignored: "small", "edge", "roi" or "still"
 
 
 @dataclass
@@ -72,6 +75,9 @@ class Track:
     alarmed_at: float | None = None
     unclassified: int = 0  # frames seen since the face was last classified
     latest: Observation | None = None  # the latest classified look at the face
+    anchor: Box | None = None  # where the face has stayed since `still_since` (within STILL_TOLERANCE)
+    still_since: float = 0.0
+    still: bool = False  # stayed put for still_face_s: a picture or fixture, ignored until it moves
 
 
 def iou(a: Box, b: Box) -> float:
@@ -86,6 +92,7 @@ def iou(a: Box, b: Box) -> float:
 
 
 MAX_GROWTH = 2.0  # a face's height changes at most this much between two sightings of one person
+STILL_TOLERANCE = 0.1  # of the face's height: a face whose centre and size stay this close has not moved
 
 
 def same_place(a: Box, b: Box) -> bool:
@@ -98,6 +105,19 @@ def same_place(a: Box, b: Box) -> bool:
     dy = (a[1] + a[3] - b[1] - b[3]) / 2.0
     reach = max(a[3] - a[1], b[3] - b[1]) / 2.0
     return dx * dx + dy * dy < reach * reach
+
+
+def stayed_put(anchor: Box, box: Box) -> bool:
+    """The centre within STILL_TOLERANCE of the anchor's height, and the height within that share too.
+
+    A detector's box on a still picture jitters by a pixel or two; a person standing and talking at a
+    desk moves their head by more than a tenth of its height within seconds.
+    """
+    height = max(anchor[3] - anchor[1], 1e-6)
+    dx = (anchor[0] + anchor[2] - box[0] - box[2]) / 2.0
+    dy = (anchor[1] + anchor[3] - box[1] - box[3]) / 2.0
+    limit = STILL_TOLERANCE * height
+    return dx * dx + dy * dy <= limit * limit and abs((box[3] - box[1]) - height) <= limit
 
 
 def similar_size(a: Box, b: Box) -> bool:
@@ -193,6 +213,8 @@ class Decider:
             if self.ignore_reason(box, *frame_size) is not None:
                 continue
             track = tracks[matched[index]] if index in matched else None
+            if track is not None and track.still and stayed_put(track.anchor, box):
+                continue
             if track is None or not self.settled(track):
                 wanted[index] = True
                 continue
@@ -219,7 +241,7 @@ class Decider:
                 track.unclassified, track.latest = 0, face
             else:
                 track.unclassified += 1
-            reason = self.ignore_reason(face.box, *frame_size)
+            reason = self.ignore_reason(face.box, *frame_size) or ("still" if track.still else None)
             if reason is None and face.label is not None:
                 self._vote(track, face)
             track.decision = self._decide(track)
@@ -259,8 +281,25 @@ class Decider:
                 track = Track(self._next_id, face.box, now, now, votes=deque(maxlen=self.config.vote_frames))
                 self._next_id += 1
                 self._tracks.append(track)
+            self._follow_stillness(track, face.box, now)
             assigned.append(track)
         return assigned
+
+    def _follow_stillness(self, track: Track, box: Box, now: float) -> None:
+        """Moves the track's anchor when the face moved; marks it still once it stayed `still_face_s`."""
+        if track.anchor is None or not stayed_put(track.anchor, box):
+            if track.still:
+                log.info("track %d moved: counted again", track.track_id)
+            track.anchor, track.still_since, track.still = box, now, False
+            return
+        limit = self.config.still_face_s
+        if limit > 0 and not track.still and now - track.still_since >= limit:
+            track.still = True
+            log.info(
+                "track %d has not moved for %.0f s: taken for a picture, poster or lamp, ignored until it moves",
+                track.track_id,
+                now - track.still_since,
+            )
 
     def _vote(self, track: Track, face: Observation) -> None:
         confident = face.score >= 0.5 + self.config.uncertain_band

@@ -5,7 +5,17 @@ from __future__ import annotations
 import pytest
 
 from edge.config import DecisionConfig
-from edge.decision import IGNORED, OK, PENDING, VIOLATION, Decider, Observation, iou, match_boxes
+from edge.decision import (
+    IGNORED,
+    OK,
+    PENDING,
+    VIOLATION,
+    Decider,
+    Observation,
+    iou,
+    match_boxes,
+    stayed_put,
+)
 
 FPS = 15.0
 FRAME = (640, 480)
@@ -55,7 +65,7 @@ def test_a_violator_alarms_once_on_the_min_votes_frame():
 
 
 def test_masked_faces_never_alarm_over_1000_frames():
-    decider = Decider(DecisionConfig())
+    decider = Decider(DecisionConfig(still_face_s=0))  # votes on all 1000 frames of the face that stays put
     decisions, events = walk(decider, 1000, MASKED)
     assert events == []
     assert decisions[-1].decision == OK
@@ -300,3 +310,64 @@ def test_ignored_faces_are_never_to_be_classified():
         False,
         True,
     ]
+
+
+# --- faces that never move: posters, pictures, lamps --------------------------------------------------------
+
+POSTER = (200.0, 150.0, 280.0, 250.0)  # 100 px tall
+
+
+def jittered(box, i, px=2.0):
+    """The box a detector draws on a still picture: a pixel or two off, frame to frame."""
+    d = px if i % 2 else -px
+    return (box[0] + d, box[1] - d, box[2] + d, box[3] - d / 2)
+
+
+def test_a_box_that_jitters_has_stayed_put_and_one_that_moved_a_tenth_of_its_height_has_not():
+    assert stayed_put(POSTER, jittered(POSTER, 1))
+    assert not stayed_put(POSTER, (211, 150, 291, 250))  # 11 px sideways
+    assert not stayed_put(POSTER, (195, 139, 285, 250))  # 11 px taller
+
+
+def test_a_face_on_a_poster_alarms_once_then_is_ignored_after_still_face_s():
+    decider = Decider(DecisionConfig(cooldown_s=30, still_face_s=60))
+    events, decisions = [], []
+    for i in range(int(150 * FPS)):  # two and a half minutes of an unmasked face that never moves
+        box = jittered(POSTER, i)
+        wanted = decider.to_classify(i / FPS, FRAME, [box])
+        d, e = decider.update(i / FPS, FRAME, [seen(box, BARE) if wanted[0] else Observation(box)])
+        events += e
+        decisions.append((d[0], wanted[0]))
+    assert [round(e.timestamp) for e in events] == [0, 30]  # not at 60, 90 and 120: a picture by then
+    after = [(d, wanted) for d, wanted in decisions[int(61 * FPS) :]]
+    assert all(d.decision == IGNORED and d.reason == "still" for d, _ in after)
+    assert not any(wanted for _, wanted in after), "a still face costs no classifier time"
+
+
+def test_a_person_who_keeps_moving_is_never_taken_for_a_picture():
+    decider = Decider(DecisionConfig(cooldown_s=30, still_face_s=60))
+    events = []
+    for i in range(int(150 * FPS)):  # standing at the desk, the head moving 12 px every 20 s
+        shift = 12.0 * ((i // int(20 * FPS)) % 2)
+        box = (POSTER[0] + shift, POSTER[1], POSTER[2] + shift, POSTER[3])
+        events += decider.update(i / FPS, FRAME, [seen(box, BARE)])[1]
+    assert [round(e.timestamp) for e in events] == [0, 30, 60, 90, 120]
+    assert {e.track_id for e in events} == {1}
+
+
+def test_a_still_face_that_moves_counts_again():
+    decider = Decider(DecisionConfig(cooldown_s=30, still_face_s=60))
+    for i in range(int(70 * FPS)):
+        decisions, _ = decider.update(i / FPS, FRAME, [seen(POSTER, BARE)])
+    assert decisions[0].reason == "still"
+    moved = (POSTER[0] + 30, POSTER[1], POSTER[2] + 30, POSTER[3])
+    start = int(70 * FPS)
+    decisions, events = decider.update(start / FPS, FRAME, [seen(moved, BARE)])
+    assert decisions[0].decision == VIOLATION and decisions[0].track_id == 1
+    assert [round(e.timestamp) for e in events] == [70]  # the cooldown since 30 s has passed
+
+
+def test_still_face_s_zero_never_ignores_a_face_for_staying_put():
+    decider = Decider(DecisionConfig(cooldown_s=30, still_face_s=0))
+    _, events = walk(decider, int(100 * FPS), BARE, box=POSTER)
+    assert [round(e.timestamp) for e in events] == [0, 30, 60, 90]

@@ -13,7 +13,7 @@ from daemon_scenes import COLOR_MODEL, Recorder, StepClock, approaching, empty
 from edge.alarm import Alarm
 from edge.camera import CameraError, FrameListSource, MotionGate, RetryingSource
 from edge.classifier import MaskClassifier, Prediction
-from edge.config import AlarmConfig
+from edge.config import AlarmConfig, DecisionConfig
 from edge.decision import Decider
 from edge.faces import Face, FaceDetector
 from edge.loop import process_frame, run_loop
@@ -72,6 +72,37 @@ def test_a_worn_wrong_mask_gets_its_own_alarm_and_a_masked_person_none(pins, det
     decisions = [f.decision for r in recorder.frames[:20] for f in r.faces]
     assert "violation" not in decisions and decisions.count("ok") >= 15
     assert any(s.state for s in pins.pin(27).states), "the green LED showed the masked person was ok"
+
+
+def test_an_unmasked_face_on_a_poster_stops_alarming_once_it_has_not_moved_for_still_face_s(
+    pins, detector, color_classifier
+):
+    poster = approaching("without_mask", 30)[-1]
+    noise = np.random.default_rng(0)
+    frames = [  # the same picture through a noisy sensor: the detector's box jitters
+        np.clip(poster + noise.normal(0, 3, poster.shape), 0, 255).astype(np.uint8) for _ in range(90)
+    ]
+    recorder = Recorder()
+    decider = Decider(DecisionConfig(cooldown_s=1.0, still_face_s=3.0))
+    with Alarm(AlarmConfig(led_pin=RED, buzzer_pin=BUZZER, duration_s=0.2), pin_factory=pins) as alarm:
+        summary = run_loop(
+            FrameListSource(frames),
+            detector,
+            color_classifier,
+            decider,
+            alarm,
+            observers=[recorder],
+            clock=StepClock(),
+        )
+    start = recorder.frames[0].timestamp
+    assert [round(e.timestamp - start) for e in summary.events] == [
+        0,
+        1,
+        2,
+    ]  # then a picture: no alarm at 3-5 s
+    late = [f for r in recorder.frames if r.timestamp - start > 3.1 for f in r.faces]
+    assert len(late) >= 25 and all(f.decision == "ignored" for f in late)
+    assert {f.track_id for r in recorder.frames for f in r.faces} == {1}, "one face all along"
 
 
 def test_frame_results_carry_faces_stage_times_and_the_clocks_fps(detector, color_classifier):
