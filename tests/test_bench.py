@@ -12,6 +12,7 @@ from daemon_scenes import COLOR_MODEL
 
 from edge.commands import bench
 from edge.config import ConfigError
+from edge.decision import Observation
 
 
 def test_bench_frames_hold_one_and_six_detectable_faces():
@@ -47,6 +48,17 @@ def test_the_bench_detector_is_the_daemons_with_the_configs_roi():
     detector, _, decider = bench.build_pipeline(2, COLOR_MODEL, config)
     assert detector.stream and detector.roi == (0.25, 0.25, 0.75, 0.75) and detector.config.threads == 2
     assert decider.config.roi == [0.25, 0.25, 0.75, 0.75]
+
+
+def test_the_bench_never_sets_its_still_picture_aside_however_long_it_runs():
+    from edge.config import Config
+
+    _, _, decider = bench.build_pipeline(1, COLOR_MODEL, Config())
+    assert Config().decision.still_face_s > 0 and decider.config.still_face_s == 0
+    box = (280.0, 140.0, 360.0, 260.0)
+    for step in range(1200):  # ten minutes of the same face, twice a second: classified all along
+        assert decider.to_classify(step / 2, (640, 480), [box]) == [True], f"set aside at {step / 2} s"
+        decider.update(step / 2, (640, 480), [Observation(box, "with_mask", 0.55, {})])
 
 
 def write_config(tmp_path, text: str):
