@@ -110,8 +110,8 @@ def same_place(a: Box, b: Box) -> bool:
 def stayed_put(anchor: Box, box: Box) -> bool:
     """The centre within STILL_TOLERANCE of the anchor's height, and the height within that share too.
 
-    A detector's box on a still picture jitters by a pixel or two; a person standing and talking at a
-    desk moves their head by more than a tenth of its height within seconds.
+    A detector's box on a still picture jitters by a pixel or two; a person standing or talking at a
+    desk usually moves their head by more than a tenth of its height well within a minute.
     """
     height = max(anchor[3] - anchor[1], 1e-6)
     dx = (anchor[0] + anchor[2] - box[0] - box[2]) / 2.0
