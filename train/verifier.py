@@ -39,9 +39,10 @@ CACHE_DIR = Path("runs/verifier")
 VAL_FRACTION = 0.12
 NOT_FACE_BUDGET = 0.015  # share of validation not-faces in the band the threshold may let through
 BAND = (0.2, 0.7)  # BlazeFace scores of the candidates the verifier is asked about
+WIDTH = 48  # filters of the first convolution; the separable ones have 2, 4 and 6 times as many
 
 
-def build_model(input_size: int = SPEC.input_size, width: int = 24):
+def build_model(input_size: int = SPEC.input_size, width: int = WIDTH):
     """uint8-range pixels in (the model rescales to [-1, 1] itself), (not_face, face) softmax out."""
     import keras
     from keras import layers
@@ -78,13 +79,15 @@ def augment(crops: np.ndarray, rng: np.random.Generator) -> np.ndarray:
     return np.clip((out - mean) * gain + mean + bias, 0, 255)
 
 
-def fit(data: CropSet, val: np.ndarray, epochs: int = 14, batch_size: int = 128, seed: int = 0):
+def fit(
+    data: CropSet, val: np.ndarray, epochs: int = 14, batch_size: int = 128, seed: int = 0, width: int = WIDTH
+):
     """The Keras model trained on the examples outside `val`, classes weighted equally."""
     import keras
 
     keras.utils.set_random_seed(seed)
     rng = np.random.default_rng(seed)
-    model = build_model(data.crops.shape[1])
+    model = build_model(data.crops.shape[1], width)
     train_x, train_y = data.crops[~val], data.labels[~val]
     counts = np.bincount(train_y, minlength=2)
     weights = (len(train_y) / (2.0 * np.maximum(counts, 1)))[train_y].astype(np.float32)
@@ -228,6 +231,7 @@ def _command(args) -> str:
     options = [f"--scenes {args.scenes}"] + ([f"--seed {args.seed}"] if args.seed else [])
     options += [f"--mine-fine-size {args.mine_fine_size}"] if args.mine_fine_size != MINE_FINE_SIZE else []
     options += [f"--lamps {args.lamps:g}"] if args.lamps else []
+    options += [f"--width {args.width}"] if args.width != WIDTH else []
     return "python -m train.verifier " + " ".join(options)
 
 
@@ -265,6 +269,9 @@ def main(argv: list[str] | None = None) -> int:
         default=0.0,
         help="share of composed frames with lamps and flares drawn in as negatives (tried, not shipped)",
     )
+    parser.add_argument(
+        "--width", type=int, default=WIDTH, help="filters of the first convolution (the model's capacity)"
+    )
     args = parser.parse_args(argv)
     logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s %(message)s")
     started = time.monotonic()
@@ -279,10 +286,15 @@ def main(argv: list[str] | None = None) -> int:
         data.save(cache)
         cache.with_suffix(".json").write_text(json.dumps(data.summary))
     val = split(data.groups)
-    model = fit(data, val, epochs=args.epochs, seed=args.seed)
+    model = fit(data, val, epochs=args.epochs, seed=args.seed, width=args.width)
     training = {
         **summary(data, args.data, args.scenes),
-        "model": {"parameters": int(model.count_params()), "epochs": args.epochs, "seed": args.seed},
+        "model": {
+            "parameters": int(model.count_params()),
+            "width": args.width,
+            "epochs": args.epochs,
+            "seed": args.seed,
+        },
         "command": _command(args),
         "date": time.strftime("%Y-%m-%d"),
         "machine": platform.machine(),
