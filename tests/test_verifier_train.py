@@ -147,13 +147,22 @@ def test_the_sidecar_says_which_scenes_and_mining_the_verifier_learnt_from():
 
     def args(**given):
         return SimpleNamespace(
-            **{"scenes": "train", "seed": 0, "mine_fine_size": 256, "lamps": 0.0, "width": 48, **given}
+            **{
+                "scenes": "train",
+                "seed": 0,
+                "mine_fine_size": 256,
+                "lamps": 0.0,
+                "width": 48,
+                "input_size": 48,
+                **given,
+            }
         )
 
     assert _command(args(scenes="all")) == "python -m train.verifier --scenes all"
     assert _command(args(seed=2)).endswith("--scenes train --seed 2")
     assert _command(args(mine_fine_size=320, lamps=0.3)).endswith("--mine-fine-size 320 --lamps 0.3")
     assert _command(args(width=24)).endswith("--scenes train --width 24")
+    assert _command(args(input_size=64)).endswith("--scenes train --input-size 64")
     assert "'eval' half" in _scenes_left_out("train") and "'train' half" in _scenes_left_out("eval")
     assert _scenes_left_out("all").startswith("none of the scene images")
     assert "close-ups use as backgrounds" in _scenes_left_out("all")

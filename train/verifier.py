@@ -232,6 +232,7 @@ def _command(args) -> str:
     options += [f"--mine-fine-size {args.mine_fine_size}"] if args.mine_fine_size != MINE_FINE_SIZE else []
     options += [f"--lamps {args.lamps:g}"] if args.lamps else []
     options += [f"--width {args.width}"] if args.width != WIDTH else []
+    options += [f"--input-size {args.input_size}"] if args.input_size != SPEC.input_size else []
     return "python -m train.verifier " + " ".join(options)
 
 
@@ -272,16 +273,20 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument(
         "--width", type=int, default=WIDTH, help="filters of the first convolution (the model's capacity)"
     )
+    parser.add_argument(
+        "--input-size", type=int, default=SPEC.input_size, help="side of the verifier's square crop (px)"
+    )
     args = parser.parse_args(argv)
     logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s %(message)s")
     started = time.monotonic()
-    cache = cache_path(args.frames, args.scenes, fine_size=args.mine_fine_size, lamps_p=args.lamps)
+    spec = _spec(args.input_size)
+    cache = cache_path(args.frames, args.scenes, spec, fine_size=args.mine_fine_size, lamps_p=args.lamps)
     if cache.is_file() and not args.remine:
         data = CropSet.load(cache)
         data.summary = json.loads(cache.with_suffix(".json").read_text())
     else:
         detector = FaceDetector(DetectorConfig(fine_size=args.mine_fine_size))
-        data = mine(args.data, SPEC, detector, frames=args.frames, scenes=args.scenes, lamps_p=args.lamps)
+        data = mine(args.data, spec, detector, frames=args.frames, scenes=args.scenes, lamps_p=args.lamps)
         cache.parent.mkdir(parents=True, exist_ok=True)
         data.save(cache)
         cache.with_suffix(".json").write_text(json.dumps(data.summary))
