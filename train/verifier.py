@@ -180,7 +180,7 @@ def export(model, data: CropSet, val: np.ndarray, out: Path, training: dict) -> 
     out.parent.mkdir(parents=True, exist_ok=True)
     out.write_bytes(tflite)
     meta = VerifierMetadata(
-        preprocess=SPEC if data.crops.shape[1] == SPEC.input_size else _spec(data.crops.shape[1]),
+        preprocess=_spec(data.crops.shape[1]),
         threshold=round(threshold, 4),
         input=quant_params(inp),
         output=quant_params(outp),
