@@ -195,3 +195,32 @@ def test_the_command_line_sets_the_contract_margin_and_the_shares_of_loose_and_t
         options("--loose-crop-p", "1.5")
     with pytest.raises(SystemExit, match=r"--tight-crop-p must be in \[0, 0.7\] \(1 - --loose-crop-p\)"):
         options("--tight-crop-p", "0.8")
+
+
+def test_the_command_line_names_teacher_runs_and_refuses_a_folder_without_a_model(tmp_path):
+    from train.__main__ import build_parser, options_from_args
+
+    def options(*flags: str):
+        return options_from_args(
+            build_parser().parse_args(["--out", str(tmp_path), "--random-init", "--no-synth", *flags])
+        )
+
+    assert options().teachers == ()
+    teacher = tmp_path / "teacher"
+    teacher.mkdir()
+    with pytest.raises(SystemExit, match=r"--teacher .*teacher: no model.keras there"):
+        options("--teacher", str(teacher))
+    (teacher / "model.keras").write_bytes(b"")
+    chosen = options("--teacher", str(teacher), "--teacher", str(teacher), "--distill-weight", "0.3")
+    assert chosen.teachers == (teacher, teacher) and chosen.fit.distill_weight == 0.3
+    with pytest.raises(SystemExit, match=r"--distill-weight must be in \[0, 1\], got 1.5"):
+        options("--distill-weight", "1.5")
+
+
+def test_a_student_run_trains_with_a_teacher_run_and_records_it(tmp_path):
+    teacher = train_model(_tiny_run(tmp_path / "teacher"))
+    assert teacher["teachers"] == []
+    student = train_model(_tiny_run(tmp_path / "student", teachers=(tmp_path / "teacher" / "run",)))
+    assert student["teachers"] == [str(tmp_path / "teacher" / "run")]
+    assert student["fit"]["distill_weight"] == 0.5
+    assert (tmp_path / "student" / "run" / "model.keras").is_file()

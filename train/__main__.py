@@ -57,6 +57,21 @@ def build_parser() -> argparse.ArgumentParser:
         help="share of training crops cut at the face box and stretched square (crop datasets made from "
         "annotation boxes); with --loose-crop-p at most 1 in all",
     )
+    parser.add_argument(
+        "--teacher",
+        action="append",
+        type=Path,
+        default=[],
+        metavar="RUN",
+        help="a trained run folder whose answers the student learns besides the labels (distillation); "
+        "repeatable, the teachers' answers are averaged",
+    )
+    parser.add_argument(
+        "--distill-weight",
+        type=float,
+        default=defaults.distill_weight,
+        help="the teachers' share of the training targets, 0..1 (with --teacher)",
+    )
     parser.add_argument("--val-fraction", type=float, default=0.2)
     parser.add_argument(
         "--keypoints", type=Path, default=DEFAULT_CACHE, help="keypoint cache from train.keypoints"
@@ -101,8 +116,15 @@ def options_from_args(args: argparse.Namespace) -> RunOptions:
         input_size=args.input_size, batch_size=args.batch_size, head_epochs=args.head_epochs, head_lr=args.head_lr,
         finetune_epochs=args.finetune_epochs, finetune_lr=args.finetune_lr,
         finetune_from_block=args.finetune_from_block, patience=args.patience, seed=args.seed,
-        real_incorrect_weight=args.real_incorrect_weight,
+        real_incorrect_weight=args.real_incorrect_weight, distill_weight=args.distill_weight,
     )  # fmt: skip
+    if not 0.0 <= args.distill_weight <= 1.0:
+        raise SystemExit(f"--distill-weight must be in [0, 1], got {args.distill_weight}")
+    for run in args.teacher:
+        if not (run / "model.keras").is_file():
+            raise SystemExit(
+                f"--teacher {run}: no model.keras there (give a run folder made by python -m train)"
+            )
     if not 0.0 <= args.crop_margin <= 1.0:
         raise SystemExit(f"--crop-margin must be in [0, 1], got {args.crop_margin}")
     if not 0.0 <= args.loose_crop_p <= 1.0:
@@ -114,7 +136,7 @@ def options_from_args(args: argparse.Namespace) -> RunOptions:
     return RunOptions(
         data_root=args.data, out_dir=args.out, weights_path=weights, keypoints_path=keypoints, fit=fit,
         augment=AugmentConfig(loose_p=args.loose_crop_p, tight_p=args.tight_crop_p), crop_margin=args.crop_margin,
-        val_fraction=args.val_fraction, cache_dir=args.cache_dir, held_out_sources=tuple(args.hold_out_source), draw_masks=not args.no_drawn_masks, published_labels=args.published_labels, command=shlex.join(["python", "-m", "train", *sys.argv[1:]]),
+        val_fraction=args.val_fraction, cache_dir=args.cache_dir, held_out_sources=tuple(args.hold_out_source), draw_masks=not args.no_drawn_masks, published_labels=args.published_labels, teachers=tuple(args.teacher), command=shlex.join(["python", "-m", "train", *sys.argv[1:]]),
     )  # fmt: skip
 
 

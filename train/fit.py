@@ -21,6 +21,7 @@ import numpy as np
 from edge.model_metadata import LABELS
 from train.augment import AugmentConfig, augment_batch
 from train.crops import FaceArrays
+from train.distill import EnsembleTeacher, soft_targets
 from train.model import build_classifier, freeze_base, unfreeze_top
 
 log = logging.getLogger(__name__)
@@ -41,6 +42,9 @@ class FitConfig:
     label_smoothing: float = 0.05
     dropout: float = 0.3
     real_incorrect_weight: float = 3.0  # extra weight of real worn-wrong faces (~65 among ~3000 drawn ones)
+    distill_weight: float = (
+        0.5  # the teachers' share of the targets, when there are teachers (train/distill.py)
+    )
     seed: int = 0
 
     def to_dict(self) -> dict:
@@ -68,11 +72,17 @@ def class_weights(labels: np.ndarray, n_classes: int = len(LABELS)) -> np.ndarra
 
 
 class AugmentedBatches(keras.utils.PyDataset):
-    """Shuffled, augmented training batches: (uint8-valued float32 images, one-hot labels, sample weights)."""
+    """Shuffled, augmented training batches: (uint8-valued float32 images, targets, sample weights).
 
-    def __init__(self, faces: FaceArrays, config: FitConfig, augment: AugmentConfig, weights: np.ndarray):
+    Targets are one-hot labels, or with a `teacher` the labels mixed with its answers on the same batch.
+    """
+
+    def __init__(
+        self, faces: FaceArrays, config: FitConfig, augment: AugmentConfig, weights: np.ndarray,
+        teacher: EnsembleTeacher | None = None,
+    ):  # fmt: skip
         super().__init__(workers=1, use_multiprocessing=False)
-        self.faces, self.config, self.augment = faces, config, augment
+        self.faces, self.config, self.augment, self.teacher = faces, config, augment, teacher
         self.labels = faces.labels
         self.sample_weights = weights
         self.epoch = 0
@@ -94,8 +104,10 @@ class AugmentedBatches(keras.utils.PyDataset):
             rng,
             self.augment,
         )
-        onehot = np.eye(len(LABELS), dtype=np.float32)[self.labels[take]]
-        return images.astype(np.float32), onehot, self.sample_weights[take]
+        targets = np.eye(len(LABELS), dtype=np.float32)[self.labels[take]]
+        if self.teacher is not None:
+            targets = soft_targets(targets, self.teacher.probabilities(images), self.config.distill_weight)
+        return images.astype(np.float32), targets, self.sample_weights[take]
 
     def on_epoch_end(self) -> None:
         self.epoch += 1
@@ -140,9 +152,13 @@ def _compile(model: keras.Model, learning_rate: float, config: FitConfig) -> Non
 
 def fit_classifier(
     train: FaceArrays, val: FaceArrays, config: FitConfig, weights_path: Path | None, out_dir: Path,
-    augment: AugmentConfig | None = None,
+    augment: AugmentConfig | None = None, teachers: tuple[Path, ...] = (),
 ) -> tuple[keras.Model, dict]:  # fmt: skip
-    """Train, keep the best-val-loss weights, and return (model, history with per-epoch metrics)."""
+    """Train, keep the best-val-loss weights, and return (model, history with per-epoch metrics).
+
+    With `teachers` (trained run folders) the training targets mix in their averaged answers; validation
+    stays on the labels alone, so the checkpoint's validation loss means what it means without them.
+    """
     augment = augment or AugmentConfig()
     keras.utils.set_random_seed(config.seed)
     out_dir.mkdir(parents=True, exist_ok=True)
@@ -150,7 +166,8 @@ def fit_classifier(
     model = build_classifier(config.input_size, weights_path, config.dropout, config.seed)
     weights = class_weights(train.labels)
     log.info("class weights %s", dict(zip(LABELS, weights.round(3).tolist(), strict=True)))
-    batches = AugmentedBatches(train, config, augment, sample_weights(train, config))
+    teacher = EnsembleTeacher(list(teachers)) if teachers else None
+    batches = AugmentedBatches(train, config, augment, sample_weights(train, config), teacher)
     val_data = (val.contract.astype(np.float32), np.eye(len(LABELS), dtype=np.float32)[val.labels])
     history: dict[str, list] = {"phase": []}
     best = keras.callbacks.ModelCheckpoint(

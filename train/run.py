@@ -57,6 +57,7 @@ class RunOptions:
     held_out_sources: tuple[str, ...] = ()
     draw_masks: bool = True  # False: faces2 is still cleaned, but no masks are drawn (the ablation)
     published_labels: bool = False  # True: faces2's labels as published, train/faces2_relabels.csv ignored
+    teachers: tuple[Path, ...] = ()  # trained run folders whose averaged answers the student learns too
 
 
 def build_records(options: RunOptions) -> tuple[list[FaceRecord], dict]:
@@ -129,7 +130,7 @@ def train_model(options: RunOptions) -> dict:
 
     fit_started = time.monotonic()
     model, history = fit_classifier(
-        train_faces, val_faces, options.fit, options.weights_path, out, options.augment
+        train_faces, val_faces, options.fit, options.weights_path, out, options.augment, options.teachers
     )
     timings["fit_s"] = round(time.monotonic() - fit_started, 1)
     model.save(out / "model.keras")
@@ -164,6 +165,7 @@ def train_model(options: RunOptions) -> dict:
             "loaded": options.weights_path is not None,
         },
         "fit": options.fit.to_dict(),
+        "teachers": [str(run) for run in options.teachers],
         "augment": options.augment.__dict__,
         "val_fraction": options.val_fraction,
         "data_root": str(options.data_root),
