@@ -215,6 +215,9 @@ def test_the_command_line_names_teacher_runs_and_refuses_a_folder_without_a_mode
     assert chosen.teachers == (teacher, teacher) and chosen.fit.distill_weight == 0.3
     with pytest.raises(SystemExit, match=r"--distill-weight must be in \[0, 1\], got 1.5"):
         options("--distill-weight", "1.5")
+    # a teacher trained with another seed on the student's split and drawn masks
+    assert options("--seed", "3").seed_of_data == 3
+    assert options("--seed", "1", "--data-seed", "0").seed_of_data == 0
 
 
 def test_a_student_run_trains_with_a_teacher_run_and_records_it(tmp_path):
@@ -224,3 +227,14 @@ def test_a_student_run_trains_with_a_teacher_run_and_records_it(tmp_path):
     assert student["teachers"] == [str(tmp_path / "teacher" / "run")]
     assert student["fit"]["distill_weight"] == 0.5
     assert (tmp_path / "student" / "run" / "model.keras").is_file()
+
+
+def test_runs_that_share_a_data_seed_share_split_and_drawn_masks_whatever_their_own_seed(tmp_path):
+    first = train_model(_tiny_run(tmp_path / "a"))
+    options = _tiny_run(tmp_path / "b", data_seed=0)
+    second = train_model(dataclasses.replace(options, fit=dataclasses.replace(options.fit, seed=7)))
+    assert first["data_seed"] == second["data_seed"] == 0 and second["fit"]["seed"] == 7
+    for name in ("split_train.json", "split_val.json"):  # same faces, same drawn masks, same sides
+        assert (tmp_path / "a" / "run" / name).read_text() == (tmp_path / "b" / "run" / name).read_text()
+    weights = [np.load(tmp_path / side / "run" / "validation_probabilities.npy") for side in "ab"]
+    assert not np.allclose(*weights)  # another initialisation and batch order: another model

@@ -39,6 +39,12 @@ def build_parser() -> argparse.ArgumentParser:
     parser.add_argument("--real-incorrect-weight", type=float, default=defaults.real_incorrect_weight)
     parser.add_argument("--seed", type=int, default=defaults.seed)
     parser.add_argument(
+        "--data-seed",
+        type=int,
+        default=None,
+        help="seed of the split and the drawn masks (default: --seed); give teachers and their student one",
+    )
+    parser.add_argument(
         "--crop-margin",
         type=float,
         default=PreprocessSpec.crop_margin,
@@ -136,7 +142,7 @@ def options_from_args(args: argparse.Namespace) -> RunOptions:
     return RunOptions(
         data_root=args.data, out_dir=args.out, weights_path=weights, keypoints_path=keypoints, fit=fit,
         augment=AugmentConfig(loose_p=args.loose_crop_p, tight_p=args.tight_crop_p), crop_margin=args.crop_margin,
-        val_fraction=args.val_fraction, cache_dir=args.cache_dir, held_out_sources=tuple(args.hold_out_source), draw_masks=not args.no_drawn_masks, published_labels=args.published_labels, teachers=tuple(args.teacher), command=shlex.join(["python", "-m", "train", *sys.argv[1:]]),
+        val_fraction=args.val_fraction, cache_dir=args.cache_dir, held_out_sources=tuple(args.hold_out_source), draw_masks=not args.no_drawn_masks, published_labels=args.published_labels, teachers=tuple(args.teacher), data_seed=args.data_seed, command=shlex.join(["python", "-m", "train", *sys.argv[1:]]),
     )  # fmt: skip
 
 

@@ -58,6 +58,14 @@ class RunOptions:
     draw_masks: bool = True  # False: faces2 is still cleaned, but no masks are drawn (the ablation)
     published_labels: bool = False  # True: faces2's labels as published, train/faces2_relabels.csv ignored
     teachers: tuple[Path, ...] = ()  # trained run folders whose averaged answers the student learns too
+    # The seed of the data (split, drawn masks, representative set); None: the fit's seed. Runs that differ
+    # only in the fit's seed share a split, as members of one ensemble or a student and its teachers must:
+    # a teacher that trained on the student's validation faces would leak them into its answers.
+    data_seed: int | None = None
+
+    @property
+    def seed_of_data(self) -> int:
+        return self.fit.seed if self.data_seed is None else self.data_seed
 
 
 def build_records(options: RunOptions) -> tuple[list[FaceRecord], dict]:
@@ -68,7 +76,7 @@ def build_records(options: RunOptions) -> tuple[list[FaceRecord], dict]:
         keypoints = load_keypoints(options.keypoints_path)
         records, cleaning = clean_faces2(records, keypoints)
         notes["cleaning"] = cleaning
-        made = synth.synth_records(records, keypoints, options.fit.seed) if options.draw_masks else []
+        made = synth.synth_records(records, keypoints, options.seed_of_data) if options.draw_masks else []
         notes["synthesized"] = len(made)
         records = records + made
     return records, notes
@@ -119,11 +127,11 @@ def train_model(options: RunOptions) -> dict:
     spec = PreprocessSpec(input_size=options.fit.input_size, crop_margin=options.crop_margin)
     records, notes = build_records(options)
     records, held_records = hold_out(records, options.held_out_sources)
-    train_records, val_records = split_records(records, options.val_fraction, options.fit.seed)
+    train_records, val_records = split_records(records, options.val_fraction, options.seed_of_data)
     train_groups, val_groups = {r.group for r in train_records}, {r.group for r in val_records}
     assert not train_groups & val_groups, "a split group is on both sides"
-    load = functools.partial(synth.load_image_with_mask, seed=options.fit.seed)
-    extra_key = f"seed={options.fit.seed};synth={_synth_code_hash()}"
+    load = functools.partial(synth.load_image_with_mask, seed=options.seed_of_data)
+    extra_key = f"seed={options.seed_of_data};synth={_synth_code_hash()}"
     train_faces = cached_faces(train_records, options.data_root, spec, options.cache_dir, load, extra_key)
     val_faces = cached_faces(val_records, options.data_root, spec, options.cache_dir, load, extra_key)
     timings["data_s"] = round(time.monotonic() - started, 1)
@@ -150,7 +158,8 @@ def train_model(options: RunOptions) -> dict:
         log.info("held-out sources %s: %s", options.held_out_sources, json.dumps(held_out))
     _save_arrays(out / "validation.npz", val_faces)
     _save_arrays(
-        out / "representative.npz", train_faces.subset(representative_indices(train_faces, options.fit.seed))
+        out / "representative.npz",
+        train_faces.subset(representative_indices(train_faces, options.seed_of_data)),
     )
     timings["total_s"] = round(time.monotonic() - started, 1)
 
@@ -166,6 +175,7 @@ def train_model(options: RunOptions) -> dict:
         },
         "fit": options.fit.to_dict(),
         "teachers": [str(run) for run in options.teachers],
+        "data_seed": options.seed_of_data,
         "augment": options.augment.__dict__,
         "val_fraction": options.val_fraction,
         "data_root": str(options.data_root),
