@@ -4,7 +4,7 @@ VENV ?= .venv
 PY := $(VENV)/bin/python
 PIP := $(PY) -m pip
 
-.PHONY: demo test setup-edge setup-dev detector lint
+.PHONY: demo test test-pi-stack setup-edge setup-dev detector lint
 
 $(VENV)/.created:
 	$(PYTHON) -m venv $(VENV)
@@ -37,6 +37,32 @@ demo: setup-edge
 
 test: setup-dev lint
 	$(PY) -m pytest -q -ra
+	$(MAKE) --no-print-directory test-pi-stack
+
+# edge's tests again on the Pi's stack: numpy 1.24 and OpenCV 4.6 as Bookworm's apt ships them, once with
+# LiteRT and once with only its fallback tflite-runtime 2.14 (which LiteRT would shadow). The workstation
+# tests (TensorFlow) and the Bookworm install test (it builds its own root) run in the main venv only.
+PI_STACK_VENVS := .venv-pi-litert .venv-pi-tflite
+PI_STACK_PYTEST := -m pytest -q -ra -p no:cacheprovider -m 'not hardware and not workstation' --ignore=tests/install
+
+.venv-pi-%/.created: requirements/pi.txt requirements/test-pi-stack.txt constraints/bookworm-apt.txt pyproject.toml
+	rm -rf .venv-pi-$*
+	$(PYTHON) -m venv .venv-pi-$*
+	.venv-pi-$*/bin/python -m pip install --quiet --upgrade pip
+	.venv-pi-$*/bin/python -m pip install --quiet -r requirements/test-pi-stack.txt -c constraints/bookworm-apt.txt
+	.venv-pi-$*/bin/python -m pip install --quiet --no-deps -e .
+	if [ "$*" = tflite ]; then \
+		.venv-pi-$*/bin/python -m pip uninstall --quiet --yes ai-edge-litert && \
+		.venv-pi-$*/bin/python -m pip install --quiet tflite-runtime==2.14.0 -c constraints/bookworm-apt.txt; \
+	fi
+	touch $@
+
+test-pi-stack: $(addsuffix /.created,$(PI_STACK_VENVS)) detector
+	@for stack in litert:ai_edge_litert tflite:tflite_runtime; do \
+		venv=.venv-pi-$${stack%%:*}; \
+		$$venv/bin/python -c "import numpy, cv2; print('$$venv: numpy', numpy.__version__, 'OpenCV', cv2.__version__)"; \
+		MASKWATCH_TEST_RUNTIME=$${stack#*:} $$venv/bin/python $(PI_STACK_PYTEST) || exit 1; \
+	done
 
 lint: $(VENV)/.dev
 	$(VENV)/bin/ruff check --quiet .

@@ -351,6 +351,7 @@ def test_a_logit_offset_shifts_the_softmax_layer_and_only_that_class():
         apply_logit_offsets(plain, {"with_mask": 1.0}, LABELS)
 
 
+@pytest.mark.workstation
 def test_the_int8_report_compares_with_the_float_model_plus_the_conversion_offsets():
     from train.int8_report import offset_top1
 

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import os
 import sys
 import types
 
@@ -23,8 +24,16 @@ def _fake_tflite_runtime(monkeypatch) -> None:
     monkeypatch.setitem(sys.modules, "tflite_runtime.interpreter", module)
 
 
+def test_this_test_stack_runs_the_runtime_it_was_built_with():
+    """`make test-pi-stack` builds one venv with LiteRT and one with only tflite-runtime 2.14 and says which
+    in MASKWATCH_TEST_RUNTIME; without it this is the workstation's venv, which has LiteRT. Guards against a
+    fallback run that silently used LiteRT after all."""
+    expected = os.environ.get("MASKWATCH_TEST_RUNTIME", "ai_edge_litert")
+    assert runtime._interpreter_class().__module__.split(".")[0] == expected
+
+
 def test_litert_comes_first_when_both_are_installed(monkeypatch):
-    from ai_edge_litert.interpreter import Interpreter
+    Interpreter = pytest.importorskip("ai_edge_litert.interpreter").Interpreter  # noqa: N806
 
     _fake_tflite_runtime(monkeypatch)
     assert runtime._interpreter_class() is Interpreter

@@ -67,6 +67,7 @@ def test_the_shipped_relabels_name_distinct_faces2_masked_images_with_a_reason()
         assert row["reason"].strip(), row
 
 
+@pytest.mark.workstation
 @pytest.mark.parametrize(("flags", "relabels"), [([], None), (["--published-labels"], {})])
 def test_published_labels_flag_decides_whether_a_run_reads_the_relabels(
     monkeypatch, tmp_path, flags, relabels

@@ -4,13 +4,13 @@ from __future__ import annotations
 
 from pathlib import Path
 
-import h5py
 import numpy as np
 import pytest
 
 pytestmark = pytest.mark.workstation
 
 keras = pytest.importorskip("keras")
+h5py = pytest.importorskip("h5py")
 
 from train.weights import WeightLoadError, load_imagenet_weights, read_layer_weights  # noqa: E402
 
