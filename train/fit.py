@@ -42,9 +42,7 @@ class FitConfig:
     label_smoothing: float = 0.05
     dropout: float = 0.3
     real_incorrect_weight: float = 3.0  # extra weight of real worn-wrong faces (~65 among ~3000 drawn ones)
-    distill_weight: float = (
-        0.5  # the teachers' share of the targets, when there are teachers (train/distill.py)
-    )
+    distill_weight: float = 0.5  # the teachers' share of the targets (train/distill.py)
     seed: int = 0
 
     def to_dict(self) -> dict:
