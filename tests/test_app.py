@@ -131,10 +131,11 @@ def test_sigterm_in_process_turns_every_output_off(tmp_path, pins):
         state_dir=tmp_path / "state",
         extra_observers=[Recorder(on_frame=kill_after_alarm)],
     )
+    handler_before = signal.getsignal(signal.SIGTERM)
     assert app.run() == 0
     assert True in [s.state for s in pins.pin(RED).states], "the alarm was sounding"
     assert_all_off_and_released(pins, RED, BUZZER, GREEN)
-    assert signal.getsignal(signal.SIGTERM) is signal.SIG_DFL or callable(signal.getsignal(signal.SIGTERM))
+    assert signal.getsignal(signal.SIGTERM) is handler_before, "the app put back the handler it replaced"
 
 
 @pytest.mark.parametrize("signum", [signal.SIGHUP, signal.SIGTERM])

@@ -29,7 +29,7 @@ from edge.config import ConfigError, DetectorConfig, parse_config
 from edge.faces import FaceDetector
 from edge.model_metadata import ModelMetadataError
 from tests.test_faces import ASTRONAUT_FACE, astronaut_in_frame, drifting
-from train.box_refinement import fit, mirrored
+from train.box_refinement import fit
 
 COMMAND = REFINE_COMMAND.replace(".", r"\.")
 
@@ -113,8 +113,11 @@ def test_a_mirrored_fit_treats_a_face_turned_left_like_one_turned_right():
     truth = moved(boxes, rng.normal(0.0, 0.05, (len(boxes), 4)))  # any annotator, even a lopsided one
     refinement = fit(boxes, keypoints, truth)
     width = 640.0
-    flipped_boxes, flipped_keypoints, _ = mirrored(boxes, keypoints, truth)
-    flipped_boxes, flipped_keypoints = flipped_boxes + [width, 0, width, 0], flipped_keypoints + [width, 0]
+    # the mirror image written out here, not taken from the code under test: x -> width - x, the box's
+    # left and right edges swap, and so do the eyes (keypoints 0, 1) and the ears (4, 5)
+    flipped_boxes = np.stack([width - boxes[:, 2], boxes[:, 1], width - boxes[:, 0], boxes[:, 3]], axis=1)
+    flipped_keypoints = keypoints[:, [1, 0, 2, 3, 5, 4]].copy()
+    flipped_keypoints[..., 0] = width - flipped_keypoints[..., 0]
     assert np.allclose(
         refinement.refine(flipped_boxes, flipped_keypoints),
         mirror_boxes(refinement.refine(boxes, keypoints), width),

@@ -32,7 +32,9 @@ def test_a_lamp_near_the_frame_edge_is_clipped_not_an_error():
     frame = np.zeros(FRAME, np.uint8)
     draw_point_light(frame, centre=(2, 478), reach=50, rng=random.Random(1))
     assert frame[478, 2].max() > 150
+    before = frame.copy()
     draw_point_light(frame, centre=(-200, -200), reach=50, rng=random.Random(1))  # wholly outside: nothing
+    assert np.array_equal(frame, before)
 
 
 @pytest.mark.parametrize("seed", range(5))
