@@ -14,6 +14,7 @@ import os
 import shutil
 import stat
 import subprocess
+import tempfile
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -126,13 +127,12 @@ def make_root(root: Path, *, systemd_running: bool = True) -> None:
         (root / "run" / "systemd" / "system").mkdir(parents=True)
 
 
-@pytest.fixture
-def machine(tmp_path) -> Machine:
-    root, src = tmp_path / "root", tmp_path / "src"
+def build_machine(base: Path) -> Machine:
+    root, src = base / "root", base / "src"
     src.mkdir()
     make_source_tree(src)
     make_root(root)
-    log = tmp_path / "calls.jsonl"
+    log = base / "calls.jsonl"
     env = {k: v for k, v in os.environ.items() if not k.startswith(("MASKWATCH_", "FAKE_", "GPIOZERO_"))}
     env |= {
         "MASKWATCH_ROOT": str(root),
@@ -143,6 +143,11 @@ def machine(tmp_path) -> Machine:
     for var, tool in REPLACED.items():
         env[f"MASKWATCH_{var}"] = f"{FAKE_TOOL} {tool}"
     return Machine(root=root, src=src, log=log, env=env)
+
+
+@pytest.fixture
+def machine(tmp_path) -> Machine:
+    return build_machine(tmp_path)
 
 
 def apt_install(m: Machine) -> list[str]:
@@ -202,14 +207,29 @@ def test_dry_run_on_plain_debian_skips_the_pi_packages_and_says_so(machine):
     assert "GPIOZERO_PIN_FACTORY=mock" in out  # and for the self-test
 
 
-def test_dry_run_does_not_need_root_or_stand_ins(machine):
-    for var in REPLACED:
-        del machine.env[f"MASKWATCH_{var}"]
-    machine.env["MASKWATCH_DPKG_QUERY"] = (
-        f"{FAKE_TOOL} dpkg-query"  # keep the package list independent of this host
-    )
-    out = machine.setup("--dry-run")
-    assert "apt-get install -y -q" in out
+def test_dry_run_does_not_need_root_or_stand_ins():
+    """An ordinary user with the real system tools: `nobody` when the suite itself runs as root (CI)."""
+    base = Path(tempfile.mkdtemp(prefix="maskwatch-setup-"))  # pytest's tmp_path is root-only under root
+    try:
+        os.chmod(base, 0o755)
+        machine = build_machine(base)
+        machine.log.write_text("")
+        machine.log.chmod(0o666)
+        for var in REPLACED:
+            del machine.env[f"MASKWATCH_{var}"]
+        # keep the package list independent of this host
+        machine.env["MASKWATCH_DPKG_QUERY"] = f"{FAKE_TOOL} dpkg-query"
+        command = ["bash", str(machine.src / "setup.sh"), "--dry-run"]
+        if os.geteuid() == 0:
+            require_tool("setpriv")
+            command = ["setpriv", "--reuid=65534", "--regid=65534", "--clear-groups", *command]
+        result = subprocess.run(command, env=machine.env, capture_output=True, text=True, timeout=120)
+        out = result.stdout + result.stderr
+        assert result.returncode == 0, out
+        assert "not root: fine for --dry-run, but the real run needs sudo" in out
+        assert "apt-get install -y -q" in out
+    finally:
+        shutil.rmtree(base)
 
 
 # --- preflight --------------------------------------------------------------------------------------
@@ -444,7 +464,10 @@ def test_without_a_running_systemd_the_unit_is_enabled_for_the_next_boot(machine
 def test_uninstall_keeps_config_and_data(machine):
     machine.make_pi()
     machine.setup()
-    machine.path("/var/lib/maskwatch/events.jsonl").write_text("{}\n")
+    old_ids = machine.ids("maskwatch")
+    events = machine.path("/var/lib/maskwatch/events.jsonl")
+    events.write_text("{}\n")
+    os.chown(events, *old_ids)  # written by the service
     machine.path("/etc/maskwatch/config.yaml").write_text("camera:\n  source: '0'\n")
 
     out = machine.setup("--uninstall")
@@ -460,8 +483,15 @@ def test_uninstall_keeps_config_and_data(machine):
     assert ["userdel", "maskwatch"] in machine.calls()
     assert "Kept /etc/maskwatch and /var/lib/maskwatch" in out
 
-    # Installing again keeps the user's config and adopts the data under the new user's ids.
+    # Installing again keeps the user's config and adopts the data under the new user's ids, which
+    # differ from the old ones once another account has taken them meanwhile.
+    with machine.path("/etc/passwd").open("a") as passwd:
+        passwd.write(f"newcomer:x:{old_ids[0]}:{old_ids[1]}::/home/newcomer:/bin/sh\n")
+    with machine.path("/etc/group").open("a") as group:
+        group.write(f"newcomer:x:{old_ids[1]}:\n")
     machine.setup()
+    assert machine.ids("maskwatch") != old_ids
+    assert (events.stat().st_uid, events.stat().st_gid) == machine.ids("maskwatch")
     assert machine.path("/etc/maskwatch/config.yaml").read_text() == "camera:\n  source: '0'\n"
     assert machine.path("/etc/maskwatch/config.yaml.new").exists()
 
