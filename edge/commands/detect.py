@@ -4,8 +4,8 @@ The detector and classifier are built from the same config as `maskwatch run` (s
 model, threads, and `decision.roi`, within which the fine pass looks for small faces), so a photo gives
 the answer the daemon would give on one frame; single images have no tracking or voting. `--json`
 prints one JSON object per image and line:
-{"image", "width", "height", "faces": [{"box", "label", "score", "scores", "keypoints"}]}, boxes and
-keypoints in image pixels. `--annotate DIR` writes each image with its boxes, labels and scores drawn.
+{"image", "width", "height", "faces": [{"box", "label", "score", "scores", "detector_score", "keypoints"}]},
+boxes and keypoints in image pixels. `--annotate DIR` writes each image with its boxes, labels and scores drawn.
 """
 
 from __future__ import annotations
