@@ -10,6 +10,7 @@ switches the outputs off.
 
 from __future__ import annotations
 
+import itertools
 import logging
 import signal
 import threading
@@ -73,22 +74,24 @@ class App:
         self.frames = 0
         self.events = 0
         self._interrupt = threading.Event()
+        self._track_ids = itertools.count(1)  # shared by every Decider built, reloads included
         self._terminate = False
         self._reload = False
 
     # --- the stages, in start order ----------------------------------------------------------------
 
     def stages(self) -> list[Stage]:
-        from edge.alarm import Alarm
         from edge.camera import FramePacer, MotionGate, build_source
         from edge.decision import Decider
 
         return [
             Stage("logging", ("logging",), _apply_log_level, stop=lambda _: None),
-            Stage("alarm", ("alarm",), lambda c: Alarm(c.alarm, pin_factory=self.pin_factory)),
+            Stage("alarm", ("alarm",), self._alarm),
             Stage("detector", ("detector", "decision.roi"), self._detector, stop=_close_if_possible),
             Stage("classifier", ("classifier",), self._classifier, stop=_close_if_possible),
-            Stage("decider", ("decision",), lambda c: Decider(c.decision), stop=lambda _: None),
+            Stage(
+                "decider", ("decision",), lambda c: Decider(c.decision, self._track_ids), stop=lambda _: None
+            ),
             Stage("source", ("camera",), lambda c: build_source(c.camera, stop=self._interrupt)),
             Stage(
                 "pacer",
@@ -109,6 +112,15 @@ class App:
                 stop=_close_all,
             ),
         ]
+
+    def _alarm(self, config: Config):
+        from edge.alarm import Alarm
+        from edge.driven_outputs import remember
+        from edge.observers import state_dir_for
+
+        alarm = Alarm(config.alarm, pin_factory=self.pin_factory)
+        remember(config.alarm, Path(self.state_dir) if self.state_dir else state_dir_for(config))
+        return alarm
 
     def _detector(self, config: Config):
         from edge.faces import FaceDetector
@@ -148,10 +160,13 @@ class App:
             log.info("maskwatch running: source %s", self.config.camera.source)
             while True:
                 summary = self._run_loop()
-                if self._terminate or not self._reload:
+                # Cleared before the flags are read: a signal from here on sets it again, so the next
+                # loop returns at once and the signal is handled rather than lost.
+                self._interrupt.clear()
+                if self._terminate or summary.ended != "stopped":
                     log.info(
                         "loop ended (%s) after %d frames, %d alarms",
-                        summary.ended or "stopped",
+                        "stopped" if self._terminate else summary.ended,
                         self.frames,
                         self.events,
                     )
@@ -160,9 +175,9 @@ class App:
                     ):  # the clip ended and nobody asked us to stop: let the alarm finish
                         self.parts["alarm"].wait_until_quiet(self.config.alarm.duration_s)
                     return 0
-                self._reload = False
-                self._interrupt.clear()
-                self.reload()
+                if self._reload:
+                    self._reload = False
+                    self.reload()
         finally:
             self.notifier.stopping()
             self._stop(self.stages())
@@ -206,6 +221,9 @@ class App:
             new = self.load()
         except ConfigError as exc:
             log.error("config reload failed, keeping the last good config: %s", exc)
+            return False
+        except Exception:  # whatever is wrong with the new file, the running daemon must not die of it
+            log.exception("config reload failed, keeping the last good config")
             return False
         old = self.config
         changed = _changed_keys(old, new)

@@ -31,6 +31,7 @@ _PICAMERA2_MISSING = (
     "venv with --system-site-packages); on other machines set camera.source to a USB camera index such as 0"
 )
 IMAGE_SUFFIXES = (".jpg", ".jpeg", ".png", ".bmp", ".webp", ".tif", ".tiff")
+STREAM_TIMEOUT_MS = 5000  # open and read timeout of network streams (rtsp://, http://)
 
 
 class CameraError(OSError):
@@ -138,6 +139,7 @@ class Picamera2Source:
         except ImportError as exc:
             raise SourceConfigError(_PICAMERA2_MISSING) from exc
         c = self.config
+        camera = None
         try:
             camera = Picamera2()
             video = camera.create_video_configuration(
@@ -149,6 +151,11 @@ class Picamera2Source:
             camera.configure(video)
             camera.start()
         except Exception as exc:  # libcamera raises RuntimeError/IndexError when no camera is attached
+            if camera is not None:  # Picamera2() acquired it: unreleased, every retry would find it busy
+                try:
+                    camera.close()
+                except Exception:
+                    log.debug("closing the camera after a failed start raised", exc_info=True)
             raise CameraError(f"picamera2: cannot start the camera ({exc})") from exc
         lores = camera.camera_configuration()["lores"]
         self._lores = (lores["size"][0], lores["size"][1], lores["stride"])
@@ -180,9 +187,12 @@ class Picamera2Source:
     def _capture_request(self):
         try:
             job = self._camera.capture_request(wait=False)
-            return self._camera.wait(job, timeout=self.capture_timeout_s)
-        except TypeError:  # picamera2 older than 0.3.17 has no timeout
+        except TypeError:  # a picamera2 without asynchronous capture: untimed
             return self._camera.capture_request()
+        try:
+            return self._camera.wait(job, timeout=self.capture_timeout_s)
+        except TypeError:  # picamera2 older than 0.3.17 has no timeout: this job's request, untimed
+            return self._camera.wait(job)
 
     def full_frame(self) -> np.ndarray | None:
         """The last `read()`'s frame from the main stream (snapshot_width x snapshot_height), BGR, a copy."""
@@ -222,7 +232,15 @@ class VideoCaptureSource:
 
     def open(self) -> None:
         if isinstance(self.target, str) and "://" in self.target:
-            capture = cv2.VideoCapture(self.target, cv2.CAP_FFMPEG)
+            # FFmpeg waits 30 s by default for a stream that stalls: past systemd's 30 s watchdog, and
+            # SIGTERM waits behind it. Bounded, a stalled stream is a lost camera like any other.
+            timeouts = [
+                cv2.CAP_PROP_OPEN_TIMEOUT_MSEC,
+                STREAM_TIMEOUT_MS,
+                cv2.CAP_PROP_READ_TIMEOUT_MSEC,
+                STREAM_TIMEOUT_MS,
+            ]
+            capture = cv2.VideoCapture(self.target, cv2.CAP_FFMPEG, timeouts)
         else:
             capture = cv2.VideoCapture(self.target)
         if not capture.isOpened():
@@ -285,7 +303,8 @@ class ImageFolderSource:
                 self._next = 0
             path = self._files[self._next]
             self._next += 1
-            image = cv2.imread(str(path), cv2.IMREAD_UNCHANGED)
+            # any flag but UNCHANGED turns phone photos upright by their EXIF orientation
+            image = cv2.imread(str(path), cv2.IMREAD_COLOR | cv2.IMREAD_ANYDEPTH)
             if image is None:
                 log.warning("%s: not a readable image, skipped", path)
                 continue
@@ -458,7 +477,10 @@ class RetryingSource:
         self._source = source
 
     def _lost(self, exc: Exception) -> None:
-        self.close()
+        try:
+            self.close()
+        except Exception:  # a wedged camera may fail to stop too: it is lost either way, and retried
+            log.debug("closing the lost source raised", exc_info=True)
         self.failures += 1
         self._next_attempt = self._clock() + self._delay
         log.warning("%s: %s; retrying in %.1f s (attempt %d)", self.name, exc, self._delay, self.failures)

@@ -39,8 +39,10 @@ class CameraConfig:
         "picamera2",
         "picamera2 | USB index ('0') | video file | rtsp:// URL | image folder | 'demo'",
     )
-    width: int = _opt(640, "analysis frame width in pixels", lo=160, hi=1920)
-    height: int = _opt(480, "analysis frame height in pixels", lo=120, hi=1080)
+    width: int = _opt(640, "analysis frame width in pixels (picamera2: <= snapshot_width)", lo=160, hi=1920)
+    height: int = _opt(
+        480, "analysis frame height in pixels (picamera2: <= snapshot_height)", lo=120, hi=1080
+    )
     snapshot_width: int = _opt(1280, "picamera2: violation snapshots' width (main stream)", lo=320, hi=4056)
     snapshot_height: int = _opt(960, "picamera2: violation snapshots' height (main stream)", lo=240, hi=3040)
     fps_limit: float = _opt(15.0, "frame rate cap; 0 = as fast as frames come", lo=0.0, hi=120.0)
@@ -311,6 +313,17 @@ def _check_cross_fields(section: Any, path: str) -> None:
         raise ConfigError(
             f"{path}.retry_initial_s: must not exceed camera.retry_max_s ({section.retry_max_s})"
         )
+    if isinstance(section, CameraConfig) and section.source == "picamera2":
+        # picamera2 refuses a lores (analysis) stream larger than its main stream: at start, where it
+        # would look like a camera that is not there and be retried forever
+        lowest = {f.name: f.metadata.get("lo") for f in dataclasses.fields(CameraConfig)}
+        for side in ("width", "height"):
+            value, snapshot = getattr(section, side), getattr(section, f"snapshot_{side}")
+            if value > snapshot:
+                raise ConfigError(
+                    f"{path}.{side}: {value} is out of range [{lowest[side]}, snapshot_{side}={snapshot}] "
+                    "(picamera2's analysis stream cannot be larger than its snapshot stream)"
+                )
     if isinstance(section, AlarmConfig):
         pins = [p for p in (section.led_pin, section.ok_led_pin, section.buzzer_pin) if p is not None]
         if len(pins) != len(set(pins)):
@@ -323,15 +336,27 @@ def parse_config(data: Any) -> Config:
     return _build(Config, data, "")
 
 
+def parse_alarm_section(data: Any) -> AlarmConfig:
+    """The `alarm` section alone: the pins can be known when another section of the file is wrong."""
+    return _build(AlarmConfig, data, "alarm")
+
+
+def _line_of(data: bytes, offset: int) -> int:
+    return data.count(b"\n", 0, offset) + 1
+
+
 def load_config(path: str | os.PathLike | None) -> Config:
     """Load and validate a YAML file; None gives the defaults."""
     if path is None:
         return Config()
     path = Path(path)
     try:
-        text = path.read_text()
+        text = path.read_text(encoding="utf-8")
     except OSError as exc:
         raise ConfigError(f"cannot read config {path}: {exc.strerror}") from exc
+    except UnicodeDecodeError as exc:  # an editor that saved Latin-1: say where, as for any other error
+        line = _line_of(path.read_bytes(), exc.start)
+        raise ConfigError(f"{path}: line {line} is not UTF-8 (byte 0x{exc.object[exc.start]:02x})") from exc
     try:
         data = yaml.safe_load(text)
     except yaml.YAMLError as exc:

@@ -19,10 +19,11 @@ unsettles the track, and it is classified on every frame again until the vote de
 
 from __future__ import annotations
 
+import itertools
 import logging
 import math
 from collections import Counter, deque
-from collections.abc import Mapping, Sequence
+from collections.abc import Iterator, Mapping, Sequence
 from dataclasses import dataclass, field
 
 from edge.config import DecisionConfig
@@ -161,10 +162,13 @@ def match_boxes(
 class Decider:
     """Turns per-frame classifications into per-person decisions and alarm events."""
 
-    def __init__(self, config: DecisionConfig | None = None):
+    def __init__(self, config: DecisionConfig | None = None, track_ids: Iterator[int] | None = None):
+        """`track_ids` numbers new people; the daemon passes one counter to every Decider it builds, so
+        a person after a config reload never takes the id of somebody before it (observers keep
+        snapshots and counts by track id)."""
         self.config = config or DecisionConfig()
         self._tracks: list[Track] = []
-        self._next_id = 1
+        self._track_ids = track_ids if track_ids is not None else itertools.count(1)
         self._last_update: float | None = None
 
     @property
@@ -278,8 +282,9 @@ class Decider:
                 track.box, track.last_seen = face.box, now
                 track.frames_seen += 1
             else:
-                track = Track(self._next_id, face.box, now, now, votes=deque(maxlen=self.config.vote_frames))
-                self._next_id += 1
+                track = Track(
+                    next(self._track_ids), face.box, now, now, votes=deque(maxlen=self.config.vote_frames)
+                )
                 self._tracks.append(track)
             self._follow_stillness(track, face.box, now)
             assigned.append(track)

@@ -100,6 +100,11 @@ class SdNotifier:
         pass
 
     def on_camera(self, connected: bool) -> None:
+        if not connected and not self._ready:
+            # Up and retrying with the fault pattern on: READY, or systemd would fail the start after
+            # TimeoutStartSec and kill the retry loop that a camera missing at boot is meant to get.
+            self.ready("camera lost, retrying")
+            return
         self.status("camera connected" if connected else "camera lost, retrying")
 
     def close(self) -> None:

@@ -7,6 +7,12 @@ from gpiozero import Device
 from gpiozero.pins.mock import MockFactory
 
 
+@pytest.fixture(autouse=True)
+def state_dir_in_tmp(tmp_path, monkeypatch):
+    """The daemon's default state folder is /var/lib/maskwatch: no test writes there (CI runs as root)."""
+    monkeypatch.setenv("MASKWATCH_STATE_DIR", str(tmp_path / "default-state"))
+
+
 @pytest.fixture
 def pins():
     """A fresh mock pin factory for each test, as the default too, reset afterwards (gpiozero's own pattern).

@@ -317,6 +317,16 @@ def test_a_reload_whose_new_model_cannot_start_goes_back_to_the_last_good_one(tm
         assert app._run_loop().frames == 2, "the loop runs on with the last good config"
 
 
+def test_a_reload_of_a_file_that_is_not_utf_8_keeps_the_last_good_config(tmp_path, pins, caplog):
+    with started_app(tmp_path, pins) as (config, app):
+        good = app.config
+        config.write_bytes("alarm:\n  led_pin: 22  # entrée\n".encode("latin-1"))
+        assert app.reload() is False
+        assert "keeping the last good config" in caplog.text and "line 2 is not UTF-8" in caplog.text
+        assert app.config is good
+        assert app._run_loop().frames == 2
+
+
 def test_a_reload_that_moves_the_roi_rebuilds_the_detector_and_others_of_the_section_do_not(tmp_path, pins):
     with started_app(tmp_path, pins) as (config, app):
         assert app.parts["detector"].roi == ()
@@ -327,6 +337,51 @@ def test_a_reload_that_moves_the_roi_rebuilds_the_detector_and_others_of_the_sec
         write_config(config, decision={"roi": [0.25, 0.0, 0.75, 1.0], "cooldown_s": 5})
         assert app.reload() is True
         assert app.parts["detector"] is detector, "only the ROI of the decision section concerns it"
+
+
+def test_a_person_after_a_reload_never_takes_the_track_id_of_one_before_it(tmp_path, pins):
+    """Observers keep snapshots and counts by track id; a reused id would mix two people up."""
+    config = write_config(tmp_path / "config.yaml")
+    app: App
+
+    def reload_at_frame_10(result):
+        if result.index == 10:
+            write_config(config, decision={"cooldown_s": 5})  # the decision section: a new Decider
+            app.request_reload()
+
+    recorder = Recorder(on_frame=reload_at_frame_10)
+    source = write_folder(approaching("with_mask", 20), tmp_path / "frames")
+    app = App(config, source=str(source), pin_factory=pins, clock=StepClock(), state_dir=tmp_path / "s",
+              extra_observers=[recorder])  # fmt: skip
+    assert app.run() == 0 and app.frames == 20
+    ids = [{face.track_id for face in frame.faces} for frame in recorder.frames]
+    before, after = set().union(*ids[:11]), set().union(*ids[11:])
+    assert before and after, "the person is tracked on both sides of the reload"
+    assert not before & after
+
+
+class _SignalAtClear(threading.Event):
+    """The app's interrupt event; a SIGTERM lands in the instant before its first clear()."""
+
+    def __init__(self):
+        super().__init__()
+        self.app: App | None = None
+
+    def clear(self):
+        if self.app is not None and not self.app._terminate:
+            self.app.request_stop()
+        super().clear()
+
+
+def test_a_sigterm_as_a_reload_begins_is_not_lost(tmp_path, pins):
+    app = App(write_config(tmp_path / "config.yaml"), source=str(write_folder(empty(40), tmp_path / "f")),
+              pin_factory=pins, clock=StepClock(), state_dir=tmp_path / "s",
+              extra_observers=[Recorder(on_frame=lambda r: r.index == 4 and app.request_reload())])  # fmt: skip
+    app._interrupt = _SignalAtClear()
+    app._interrupt.app = app
+    assert app.run() == 0
+    assert app.frames == 5, "stopped where the SIGTERM came, not at the clip's end"
+    assert_all_off_and_released(pins, RED, BUZZER, GREEN)
 
 
 # --- a real daemon process: signals from outside ---------------------------------------------------------
@@ -578,3 +633,48 @@ def test_check_outputs_off_drives_every_output_to_off(tmp_path, pins, capsys):
     assert check.handle(args) == 0
     assert "ok   outputs off: red LED GPIO17, buzzer GPIO18, green LED GPIO27" in capsys.readouterr().out
     assert_all_off_and_released(pins, RED, BUZZER, GREEN)
+
+
+def test_check_outputs_off_after_a_bad_edit_switches_off_the_pins_the_daemon_drove_and_the_new_ones(
+    tmp_path, pins, capsys, monkeypatch
+):
+    from argparse import Namespace
+
+    from edge.commands import check
+
+    monkeypatch.setenv("MASKWATCH_STATE_DIR", str(tmp_path / "state"))  # as systemd gives both commands
+    config = write_config(tmp_path / "config.yaml")
+    app, _, code = run_app(tmp_path, pins, empty(2), config=config)  # drives 17, 18 and 27
+    assert code == 0
+    # rewired and saved with a mistake elsewhere: SIGHUP would refuse it, so the daemon kept 17/18/27
+    config.write_text("alarm:\n  led_pin: 22\n  buzzer_pin: 23\ncamera:\n  fps_limit: fast\n")
+    for n in (RED, BUZZER, 22, 23):  # left on by a daemon killed mid-alarm
+        pins.pin(n).function = "output"
+        pins.pin(n).state = True
+    args = Namespace(config=config, source=None, skip_camera=True, skip_alarm=True, outputs_off=True)
+    assert check.handle(args) == 1, "the config check still fails"
+    out = capsys.readouterr().out
+    assert "FAIL config" in out and "camera.fps_limit" in out
+    assert (
+        "ok   outputs off: red LED GPIO17, buzzer GPIO18, green LED GPIO27; red LED GPIO22, buzzer GPIO23"
+        in out
+    )
+    assert_all_off_and_released(pins, RED, BUZZER, GREEN, 22, 23)
+
+
+def test_check_outputs_off_with_an_unreadable_config_and_nothing_remembered_uses_the_default_pins(
+    tmp_path, pins, capsys
+):
+    from argparse import Namespace
+
+    from edge.commands import check
+
+    config = tmp_path / "config.yaml"
+    config.write_text("alarm: [\n")
+    for n in (RED, BUZZER):
+        pins.pin(n).function = "output"
+        pins.pin(n).state = True
+    args = Namespace(config=config, source=None, skip_camera=True, skip_alarm=True, outputs_off=True)
+    assert check.handle(args) == 1
+    assert "ok   outputs off: red LED GPIO17, buzzer GPIO18" in capsys.readouterr().out
+    assert_all_off_and_released(pins, RED, BUZZER)

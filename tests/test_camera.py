@@ -2,13 +2,17 @@
 
 from __future__ import annotations
 
+import socket
 import sys
+import threading
+import time
 import types
 
 import cv2
 import numpy as np
 import pytest
 
+import edge.camera
 from edge.camera import (
     CameraError,
     FrameListSource,
@@ -109,6 +113,8 @@ class FakePicamera2:
 
     instances: list = []
     fail_capture = False
+    fail_configure = False
+    old_wait = False  # picamera2 before 0.3.17: wait() takes no timeout
 
     def __init__(self):
         self.configured = self.started = self.closed = False
@@ -120,6 +126,8 @@ class FakePicamera2:
         return self.video
 
     def configure(self, config):
+        if FakePicamera2.fail_configure:
+            raise RuntimeError("Failed to configure camera")
         self.configured = True
 
     def start(self):
@@ -130,18 +138,21 @@ class FakePicamera2:
         return {"lores": {"size": (w, h), "stride": w + 64, "format": "YUV420"}}
 
     def capture_request(self, wait=None):
-        assert wait is False
-        return "job"
-
-    def wait(self, job, timeout=None):
-        assert timeout is not None
+        """The next frame's request: with wait=False a job that `wait` turns into it, else the request."""
         if FakePicamera2.fail_capture:
-            raise TimeoutError("no frame")
+            return "failed job"
         w, h = self.video["lores"]["size"]
         seed = len(self.requests)
         main = scene(*self.video["main"]["size"], seed=seed)
         self.requests.append(FakeRequest(padded_i420(scene(w, h, seed=seed), w + 64), main))
-        return self.requests[-1]
+        return self.requests[-1] if wait is None else ("job", self.requests[-1])
+
+    def wait(self, job, timeout=None):
+        if FakePicamera2.old_wait and timeout is not None:
+            raise TypeError("wait() got an unexpected keyword argument 'timeout'")
+        if job == "failed job":
+            raise TimeoutError("no frame")
+        return job[1]
 
     def stop(self):
         self.started = False
@@ -153,6 +164,7 @@ class FakePicamera2:
 @pytest.fixture
 def fake_picamera2(monkeypatch):
     FakePicamera2.instances, FakePicamera2.fail_capture = [], False
+    FakePicamera2.fail_configure = FakePicamera2.old_wait = False
     module = types.SimpleNamespace(Picamera2=FakePicamera2, MappedArray=FakeMappedArray)
     monkeypatch.setitem(sys.modules, "picamera2", module)
     return FakePicamera2
@@ -216,6 +228,25 @@ def test_picamera2_without_a_frame_is_a_lost_camera(fake_picamera2):
         source.read()
 
 
+def test_picamera2_that_fails_to_start_is_closed_so_the_next_attempt_can_have_it(fake_picamera2):
+    fake_picamera2.fail_configure = True
+    with pytest.raises(CameraError, match="cannot start the camera .Failed to configure"):
+        Picamera2Source(CameraConfig()).open()
+    assert fake_picamera2.instances[0].closed
+
+
+def test_picamera2_without_a_capture_timeout_waits_for_the_job_it_asked_for(fake_picamera2):
+    fake_picamera2.old_wait = True
+    source = Picamera2Source(CameraConfig(width=320, height=240))
+    source.open()
+    for _ in range(3):
+        assert source.read().shape == (240, 320, 3)
+    camera = fake_picamera2.instances[0]
+    # one request per frame, each released by the next read (the last is held for snapshots): a request
+    # left unreleased keeps a camera buffer, and with four of them the camera stalls
+    assert [r.released for r in camera.requests] == [True, True, False]
+
+
 def test_picamera2_missing_is_an_install_error_not_a_lost_camera(monkeypatch):
     monkeypatch.setitem(sys.modules, "picamera2", None)
     with pytest.raises(SourceConfigError, match="apt install python3-picamera2"):
@@ -248,6 +279,46 @@ def test_a_camera_that_cannot_open_is_a_camera_error():
     source = VideoCaptureSource("rtsp://127.0.0.1:9/none", CameraConfig())
     with pytest.raises(CameraError, match="cannot open"):
         source.open()
+
+
+def test_a_stream_that_accepts_and_never_answers_is_given_up_within_the_stream_timeout(monkeypatch):
+    """FFmpeg's own default is 30 s: as long as systemd's watchdog, and SIGTERM would wait behind it."""
+    server = socket.create_server(("127.0.0.1", 0))
+    accepted = []
+    threading.Thread(target=lambda: accepted.append(server.accept()), daemon=True).start()
+    monkeypatch.setattr(edge.camera, "STREAM_TIMEOUT_MS", 1000)
+    source = VideoCaptureSource(f"rtsp://127.0.0.1:{server.getsockname()[1]}/stream", CameraConfig())
+    started = time.monotonic()
+    with pytest.raises(CameraError, match="cannot open"):
+        source.open()
+    assert accepted, "the stream was reached and stalled, not refused"
+    assert time.monotonic() - started < 10
+    server.close()
+
+
+def test_image_folder_turns_phone_photos_upright_by_their_exif_orientation(tmp_path):
+    from PIL import Image
+
+    landscape = np.zeros((40, 80, 3), np.uint8)
+    landscape[:, :20] = 255  # a white band on the left
+    photo = Image.fromarray(landscape)
+    exif = photo.getexif()
+    exif[0x0112] = 6  # "rotate 90 degrees clockwise to display", as a phone held upright writes it
+    photo.save(tmp_path / "phone.jpg", exif=exif.tobytes(), quality=95)
+    (frame,) = iter_frames(ImageFolderSource(tmp_path, CameraConfig()))
+    assert frame.shape == (80, 40, 3)
+    assert frame[:20].mean() > 200 and frame[30:].mean() < 50, "the band is on top once upright"
+
+
+def test_image_folder_takes_16_bit_and_transparent_pngs_as_8_bit_bgr(tmp_path):
+    deep = scene(64, 48).astype(np.uint16) * 16  # 12-bit values in a 16-bit PNG
+    cv2.imwrite(str(tmp_path / "a.png"), deep)
+    cv2.imwrite(str(tmp_path / "b.png"), cv2.cvtColor(scene(64, 48, seed=1), cv2.COLOR_BGR2BGRA))
+    first, second = iter_frames(ImageFolderSource(tmp_path, CameraConfig()))
+    assert (
+        first.dtype == np.uint8 and first.shape == (48, 64, 3) and first.max() == 255
+    )  # scaled to its maximum
+    np.testing.assert_array_equal(second, scene(64, 48, seed=1))
 
 
 def test_image_folder_in_name_order_skipping_what_is_not_an_image(tmp_path):
@@ -373,6 +444,19 @@ def test_retry_never_blocks_longer_than_poll_so_the_loop_stays_alive():
             source.read()
     assert max(clock.waits) <= 1.0
     assert log.count("open failed") == 3  # attempts at t=0, 5, 10
+
+
+def test_a_lost_camera_that_also_fails_to_close_is_still_a_lost_camera():
+    class WedgedCamera(FlakyCamera):
+        def close(self):
+            raise RuntimeError("Failed to stop camera")
+
+    clock = FakeClock()
+    source = RetryingSource(lambda: WedgedCamera([], frames=1), clock=clock, wait=clock.wait)
+    assert source.read() is not None
+    with pytest.raises(CameraError, match="lost .unplugged"):
+        source.read()
+    assert source.failures == 1, "retried like any lost camera"
 
 
 def test_a_wrong_source_name_is_not_retried():

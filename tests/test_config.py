@@ -71,6 +71,11 @@ def test_no_file_means_the_defaults():
             r"alarm: led_pin, ok_led_pin and buzzer_pin must be different",
         ),
         ({"camera": {"retry_initial_s": 50, "retry_max_s": 10}}, r"camera\.retry_initial_s: must not exceed"),
+        ({"camera": {"width": 1920}}, r"camera\.width: 1920 is out of range \[160, snapshot_width=1280\]"),
+        (
+            {"camera": {"height": 1080, "snapshot_height": 720}},
+            r"camera\.height: 1080 is out of range \[120, snapshot_height=720\]",
+        ),
         ({"cameras": {}}, r"cameras: unknown key \(did you mean camera\?\)"),
         ({"buzzer_pin": 18}, r"^buzzer_pin: unknown key \(did you mean alarm\.buzzer_pin\?\)$"),
         ({"buzer_pin": 18}, r"^buzer_pin: unknown key \(did you mean alarm\.buzzer_pin\?\)$"),
@@ -98,6 +103,13 @@ def test_file_errors_name_the_file(tmp_path):
         load_config(path)
     with pytest.raises(ConfigError, match="cannot read config"):
         load_config(tmp_path / "missing.yaml")
+
+
+def test_a_file_saved_in_latin_1_is_a_config_error_naming_the_line(tmp_path):
+    path = tmp_path / "config.yaml"
+    path.write_bytes("alarm:\n  led_pin: 17  # LED rouge, entrée\n".encode("latin-1"))
+    with pytest.raises(ConfigError, match=rf"{re.escape(str(path))}: line 2 is not UTF-8 \(byte 0xe9\)"):
+        load_config(path)
 
 
 def test_usb_index_given_as_a_number_is_a_source_string_and_null_pins_mean_none():

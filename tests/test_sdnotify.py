@@ -105,6 +105,21 @@ def test_camera_state_reload_and_stop_messages(systemd):
     assert messages[4] == "STOPPING=1"
 
 
+def test_a_camera_missing_from_the_start_is_ready_and_retrying_not_a_failed_start(systemd):
+    path, sock = systemd
+    notifier = SdNotifier({"NOTIFY_SOCKET": path})
+    notifier.on_camera(False)
+    notifier.on_camera(False)
+    notifier.on_camera(True)
+    notifier.on_frame(frame(0))
+    assert received(sock) == [
+        "READY=1\nSTATUS=camera lost, retrying",
+        "STATUS=camera lost, retrying",
+        "STATUS=camera connected",
+        "STATUS=15.0 fps, 0 faces",  # READY was sent, so the first frame gives a status only
+    ]
+
+
 def test_abstract_namespace_socket():
     name = f"maskwatch-test-{uuid.uuid4().hex}"
     sock = socket.socket(socket.AF_UNIX, socket.SOCK_DGRAM)

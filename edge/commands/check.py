@@ -41,9 +41,8 @@ def handle(args: argparse.Namespace) -> int:
 
     checks = Checks()
     config = checks.run("config", lambda: _check_config(config_path(args.config), args.source))
-    if getattr(args, "outputs_off", False):
-        if config is not None:
-            checks.run("outputs off", lambda: _outputs_off(config))
+    if getattr(args, "outputs_off", False):  # with or without a config that loads
+        checks.run("outputs off", lambda: _outputs_off(config_path(args.config), config))
         return checks.finish()
     if config is None:
         return checks.finish()
@@ -157,9 +156,33 @@ def _check_alarm(config):
     return None, f"blinked {outputs} for 0.3 s, all off again"
 
 
-def _outputs_off(config):
+def _outputs_off(path: Path | None, config):
+    """Every pin the daemon may have left on: those it last drove (edge.driven_outputs) and the
+    configured ones; with a config that does not load, its alarm section alone, else the defaults."""
     from edge.alarm import Alarm
+    from edge.config import Config
+    from edge.driven_outputs import recall
+    from edge.observers import state_dir_for
 
-    with Alarm(config.alarm) as alarm:  # opening drives every output to its off level; closing keeps it
-        outputs = alarm.describe()
-    return None, outputs or "no outputs configured"
+    configured = config.alarm if config is not None else _alarm_section_alone(path)
+    sections = dict.fromkeys(s for s in (recall(state_dir_for(config or Config())), configured) if s)
+    switched = []
+    for section in sections:
+        with Alarm(section) as alarm:  # opening drives every output to its off level; closing keeps it
+            switched.append(alarm.describe())
+    return None, "; ".join(s for s in switched if s) or "no outputs configured"
+
+
+def _alarm_section_alone(path: Path | None):
+    import yaml
+
+    from edge.config import AlarmConfig, ConfigError, parse_alarm_section
+
+    try:
+        data = yaml.safe_load(path.read_text(encoding="utf-8")) if path is not None else None
+        return parse_alarm_section(data.get("alarm") if isinstance(data, dict) else None)
+    except (OSError, UnicodeDecodeError, yaml.YAMLError, ConfigError) as exc:
+        log.warning(
+            "the config's alarm section cannot be read either (%s): switching the default pins off", exc
+        )
+        return AlarmConfig()
