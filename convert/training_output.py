@@ -55,7 +55,10 @@ def _spec_from_summary(summary: dict, source: Path) -> PreprocessSpec:
         raise TrainingOutputError(
             f"{source}: no `preprocess` spec; conversion must crop the way training did"
         )
-    return PreprocessSpec.from_dict(data)
+    try:
+        return PreprocessSpec.from_dict(data)
+    except ValueError as exc:
+        raise TrainingOutputError(f"{source}: {exc}") from exc
 
 
 def _box(record: dict) -> tuple[float, float, float, float] | None:

@@ -66,7 +66,7 @@ class ModelMetadata:
                 model_sha256=str(data.get("model_sha256", "")),
                 training=dict(data.get("training", {})),
             )
-        except (KeyError, TypeError) as exc:
+        except (KeyError, TypeError, ValueError) as exc:
             raise ModelMetadataError(f"{source}: malformed model metadata ({exc})") from exc
 
 

@@ -27,14 +27,40 @@ class PreprocessSpec:
     interpolation: str = "area"  # cv2.INTER_AREA: the right filter for downscaling, which is most crops
     normalization: str = "in_model_minus1_1"  # model input is uint8 0..255; the model maps it to [-1, 1]
 
+    def __post_init__(self):
+        """Only what this module implements: a sidecar asking for anything else must fail at load, not
+        crop differently (an unknown colour order would silently swap channels, for instance)."""
+        problems = []
+        if not (isinstance(self.input_size, int) and 16 <= self.input_size <= 1024):
+            problems.append(f"input_size {self.input_size!r} is not an integer in [16, 1024]")
+        if not (isinstance(self.crop_margin, int | float) and 0.0 <= self.crop_margin <= 2.0):
+            problems.append(f"crop_margin {self.crop_margin!r} is not in [0, 2]")
+        if self.color_order not in COLOR_ORDERS:
+            problems.append(f"color_order {self.color_order!r} is not one of {', '.join(COLOR_ORDERS)}")
+        if self.interpolation not in _INTERPOLATIONS:
+            problems.append(
+                f"interpolation {self.interpolation!r} is not one of {', '.join(_INTERPOLATIONS)}"
+            )
+        if self.normalization != IN_MODEL_NORMALIZATION:
+            problems.append(f"normalization {self.normalization!r} is not {IN_MODEL_NORMALIZATION!r}")
+        if problems:
+            raise ValueError("preprocess: " + "; ".join(problems))
+
     def to_dict(self) -> dict:
         return asdict(self)
 
     @classmethod
     def from_dict(cls, data: dict) -> PreprocessSpec:
-        return cls(**{k: data[k] for k in cls.__dataclass_fields__ if k in data})
+        """Every field, and nothing else: a misspelt or missing key must not fall back to a default."""
+        names = set(cls.__dataclass_fields__)
+        missing, unknown = sorted(names - set(data)), sorted(set(data) - names)
+        if missing or unknown:
+            raise ValueError(f"preprocess: missing {missing or 'nothing'}, unknown {unknown or 'nothing'}")
+        return cls(**data)
 
 
+COLOR_ORDERS = ("RGB", "BGR")
+IN_MODEL_NORMALIZATION = "in_model_minus1_1"
 _INTERPOLATIONS = {"area": cv2.INTER_AREA, "linear": cv2.INTER_LINEAR}
 
 

@@ -13,6 +13,7 @@ from convert.samples import hash_split, stratified_pick
 from convert.training_output import TrainingOutputError, read_split_file, read_training_output
 from edge.datasets import FaceSample
 from edge.model_metadata import LABELS, load_metadata
+from edge.preprocess import PreprocessSpec
 
 
 def _detail(dtype, scale, zero_point):
@@ -90,7 +91,8 @@ def test_training_output_needs_its_summary(tmp_path):
 
 def test_training_output_finds_separate_split_files(tmp_path):
     (tmp_path / "model.keras").write_bytes(b"")
-    summary = {"labels": list(LABELS), "preprocess": {"input_size": 96, "crop_margin": 0.25}}
+    spec = PreprocessSpec(input_size=96, crop_margin=0.25).to_dict()
+    summary = {"labels": list(LABELS), "preprocess": spec}
     (tmp_path / "training_summary.json").write_text(json.dumps(summary))
     (tmp_path / "train_faces.json").write_text(json.dumps([{"image": "a.jpg", "label": "mask"}]))
     (tmp_path / "val_faces.json").write_text(json.dumps([{"image": "b.jpg", "label": "incorrect"}]))

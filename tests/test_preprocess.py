@@ -7,7 +7,7 @@ import json
 import numpy as np
 import pytest
 
-from edge.model_metadata import LABELS, ModelMetadata, QuantParams
+from edge.model_metadata import LABELS, ModelMetadata, ModelMetadataError, QuantParams
 from edge.preprocess import (
     PreprocessSpec,
     crop_face,
@@ -76,9 +76,36 @@ def test_float_model_input_is_the_same_pixels():
     assert floats.dtype == np.float32 and np.array_equal(floats, crops)
 
 
+@pytest.mark.parametrize(
+    ("change", "message"),
+    [
+        ({"colour_order": "RGB"}, r"unknown \['colour_order'\]"),  # misspelt: not a silent default
+        ({"crop_margin": None}, r"missing \['crop_margin'\]"),
+        ({"color_order": "rgb"}, r"color_order 'rgb' is not one of RGB, BGR"),
+        ({"interpolation": "cubic"}, r"interpolation 'cubic' is not one of area, linear"),
+        (
+            {"normalization": "imagenet_mean_std"},
+            r"normalization 'imagenet_mean_std' is not 'in_model_minus1_1'",
+        ),
+        ({"crop_margin": -0.4}, r"crop_margin -0.4 is not in \[0, 2\]"),
+        ({"input_size": 0}, r"input_size 0 is not an integer"),
+    ],
+)
+def test_a_sidecar_asking_for_preprocessing_we_do_not_do_fails_at_load(tmp_path, change, message):
+    spec = PreprocessSpec(input_size=96).to_dict()
+    spec = {k: v for k, v in {**spec, **change}.items() if v is not None}
+    meta = json.loads(
+        ModelMetadata(
+            list(LABELS), PreprocessSpec(), QuantParams("uint8", 1.0, 0), QuantParams("uint8", 1 / 256, 0)
+        ).to_json()
+    )
+    with pytest.raises(ModelMetadataError, match=message):
+        ModelMetadata.from_dict({**meta, "preprocess": spec})
+
+
 def test_spec_and_metadata_round_trip_through_json():
     spec = PreprocessSpec(input_size=96, crop_margin=0.25)
-    assert PreprocessSpec.from_dict({**spec.to_dict(), "unknown_future_key": 1}) == spec
+    assert PreprocessSpec.from_dict(spec.to_dict()) == spec
     meta = ModelMetadata(list(LABELS), spec, QuantParams("uint8", 1.0, 0), QuantParams("uint8", 1 / 256, 0))
 
     again = ModelMetadata.from_dict(json.loads(meta.to_json()))

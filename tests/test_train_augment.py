@@ -51,6 +51,48 @@ def test_switched_off_it_reproduces_the_contract_crop():
     assert np.abs(out.astype(int) - contract.astype(int)).mean() < 25
 
 
+def _green(crop: np.ndarray) -> np.ndarray:
+    """Where the green face is (the noise around it resamples differently at every scale)."""
+    return (crop[:, :, 1] > 200) & (crop[:, :, 0] < 60)
+
+
+def _record(box) -> FaceRecord:
+    return FaceRecord("s.jpg#0", "scenes", "with_mask", "g", "s.jpg", box=box, face_px=box[3] - box[1])
+
+
+def test_switched_off_it_reproduces_the_contract_crop_of_a_face_at_the_frame_edge():
+    """The contract square is moved inside the frame there; the augmenter must centre on it, not on the face."""
+    spec = PreprocessSpec(input_size=64)
+    for box in [(0, 40, 40, 80), (124, 2, 160, 38)]:  # against the left edge; in the top right corner
+        frame = _frame()
+        frame[box[1] : box[3], box[0] : box[2]] = (0, 255, 0)
+        contract, context, fraction = face_pixels(_record(box), frame, spec)
+        out = augment_face(context, fraction, 64, np.random.default_rng(0), OFF)
+        assert (_green(out) != _green(contract)).mean() < 0.03, box
+
+
+def test_switched_off_it_reproduces_a_contract_crop_clipped_by_a_small_frame():
+    """A square larger than the frame is clipped and stretched by the contract; training sees the same."""
+    spec = PreprocessSpec(input_size=64)
+    frame = _frame()
+    box = (60, 15, 100, 105)  # 90 px tall in a 120 px frame: the 126 px square is cut to 120
+    frame[15:105, 60:100] = (0, 255, 0)
+    contract, context, fraction = face_pixels(_record(box), frame, spec)
+    out = augment_face(context, fraction, 64, np.random.default_rng(0), OFF)
+    assert (_green(out) != _green(contract)).mean() < 0.03
+
+
+def test_jpeg_artefacts_are_those_of_the_same_picture_saved_by_a_camera():
+    import cv2
+
+    rgb = crop_face(_frame(), (60, 40, 100, 80), PreprocessSpec(input_size=64), frame_order="BGR")
+    only_jpeg = AugmentConfig(**{**OFF.__dict__, "jpeg_p": 1.0, "jpeg_quality": (40, 40)})
+    out = augment_face(rgb, 1.0, 64, np.random.default_rng(0), only_jpeg)
+    ok, saved = cv2.imencode(".jpg", cv2.cvtColor(rgb, cv2.COLOR_RGB2BGR), [cv2.IMWRITE_JPEG_QUALITY, 40])
+    camera = cv2.cvtColor(cv2.imdecode(saved, cv2.IMREAD_COLOR), cv2.COLOR_BGR2RGB)
+    assert ok and np.array_equal(out, camera)
+
+
 def _loose(scale: float) -> AugmentConfig:
     return AugmentConfig(
         scale_range=(1.0, 1.2), loose_p=1.0, loose_scale_range=(scale, scale), shift=0.0, max_rotation_deg=0.0,

@@ -111,8 +111,11 @@ def _photometric(image: np.ndarray, rng: np.random.Generator, config: AugmentCon
 
 def _jpeg(image: np.ndarray, rng: np.random.Generator, config: AugmentConfig) -> np.ndarray:
     quality = int(rng.integers(config.jpeg_quality[0], config.jpeg_quality[1] + 1))
-    ok, encoded = cv2.imencode(".jpg", image, [cv2.IMWRITE_JPEG_QUALITY, quality])
-    return cv2.imdecode(encoded, cv2.IMREAD_UNCHANGED) if ok else image
+    # OpenCV's codec splits what it takes for BGR into luma and subsampled chroma: given our RGB, it
+    # would weigh red as blue and put the artefacts on other channels than a camera's JPEG does
+    bgr = cv2.cvtColor(image, cv2.COLOR_RGB2BGR)
+    ok, encoded = cv2.imencode(".jpg", bgr, [cv2.IMWRITE_JPEG_QUALITY, quality])
+    return cv2.cvtColor(cv2.imdecode(encoded, cv2.IMREAD_COLOR), cv2.COLOR_BGR2RGB) if ok else image
 
 
 def augment_face(
