@@ -618,9 +618,12 @@ service_active() { systemd_running && "${SYSTEMCTL[@]}" is-active --quiet "$SERV
 # ---------------------------------------------------------------------------------------------------
 # The self-test, then (re)start
 
-# Runs as the service user, so a file or device it cannot reach fails here and not at 3 am.
+# Runs as the service user, so a file or device it cannot reach fails here and not at 3 am. LG_WD as in
+# the unit: lgpio makes its notification pipe in $LG_WD, else in the working directory, which is wherever
+# `sudo ./setup.sh` was started (a checkout the service user cannot write: no pin factory, alarm FAIL).
 run_check() {
-    local env=(env "MASKWATCH_MODELS_DIR=$(target "$MODELS_DIR")" "MASKWATCH_STATE_DIR=$(target "$STATE_DIR")")
+    local env=(env "MASKWATCH_MODELS_DIR=$(target "$MODELS_DIR")" "MASKWATCH_STATE_DIR=$(target "$STATE_DIR")"
+        "LG_WD=$(target "$STATE_DIR")")
     ((IS_PI)) || env+=(GPIOZERO_PIN_FACTORY=mock)
     act "${RUNAS[@]}" "${env[@]}" "$(target "$VENV_DIR")/bin/maskwatch" check --config "$(target "$CONFIG_FILE")" "$@"
 }

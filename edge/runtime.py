@@ -25,16 +25,20 @@ def _interpreter_class():
         from ai_edge_litert.interpreter import Interpreter
 
         return Interpreter
-    except ImportError:
-        pass
+    except ImportError as exc:
+        litert_error = exc
     try:
         from tflite_runtime.interpreter import Interpreter  # frozen at 2.14, needs numpy < 2
 
+        log.info("using tflite_runtime: ai_edge_litert did not import (%s)", litert_error)
         return Interpreter
-    except ImportError:
+    except ImportError as exc:
+        # installed but failing to load (a numpy it was not built for, a sandbox refusing its library)
+        # is another fix than not installed: say which
         raise RuntimeMissingError(
             "no TFLite runtime: install it with `pip install ai-edge-litert` "
-            "(or `pip install tflite-runtime 'numpy<2'` on systems LiteRT has no wheel for)"
+            "(or `pip install tflite-runtime 'numpy<2'` on systems LiteRT has no wheel for); "
+            f"ai_edge_litert: {litert_error}; tflite_runtime: {exc}"
         ) from None
 
 

@@ -39,10 +39,15 @@ def test_litert_comes_first_when_both_are_installed(monkeypatch):
     assert runtime._interpreter_class() is Interpreter
 
 
-def test_without_litert_the_frozen_tflite_runtime_is_used(monkeypatch):
+def test_without_litert_the_frozen_tflite_runtime_is_used_and_the_log_says_why(monkeypatch, caplog):
     monkeypatch.setitem(sys.modules, "ai_edge_litert.interpreter", None)  # `import` raises ImportError
     _fake_tflite_runtime(monkeypatch)
-    assert runtime._interpreter_class() is FrozenInterpreter
+    with caplog.at_level("INFO"):
+        assert runtime._interpreter_class() is FrozenInterpreter
+    assert (
+        "using tflite_runtime: ai_edge_litert did not import (import of ai_edge_litert.interpreter"
+        in caplog.text
+    )
 
 
 def test_without_either_the_error_says_what_to_install(monkeypatch):
@@ -51,3 +56,6 @@ def test_without_either_the_error_says_what_to_install(monkeypatch):
     with pytest.raises(runtime.RuntimeMissingError, match=r"pip install ai-edge-litert") as caught:
         runtime._interpreter_class()
     assert isinstance(caught.value, ImportError)
+    # each runtime's own reason, for the case where it is installed but does not load
+    assert "ai_edge_litert: import of ai_edge_litert.interpreter halted" in str(caught.value)
+    assert "tflite_runtime: import of tflite_runtime.interpreter halted" in str(caught.value)

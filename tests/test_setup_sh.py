@@ -316,6 +316,8 @@ def test_install_on_a_pi(machine):
     assert check[1:] == ["check", "--config", str(config)]
     (runas,) = machine.calls("runas")
     assert "GPIOZERO_PIN_FACTORY=mock" not in runas  # a Pi blinks its real alarm
+    # lgpio's pipe goes where the service user may write, not into the folder setup.sh was started in
+    assert f"LG_WD={machine.path('/var/lib/maskwatch')}" in runas
     assert out.rstrip().endswith("logs:    journalctl -u maskwatch -f")
 
 
