@@ -18,6 +18,7 @@ Hidden files and folders (`.x`, macOS `._x.jpg` and `__MACOSX/`) are not data an
 from __future__ import annotations
 
 import logging
+import math
 import os
 import re
 import xml.etree.ElementTree as ET
@@ -34,7 +35,9 @@ from edge.preprocess import Box, PreprocessSpec, crop_face, crop_whole_image
 
 log = logging.getLogger(__name__)
 
-IMAGE_SUFFIXES = (".jpg", ".jpeg", ".png", ".bmp", ".webp")
+# What OpenCV 4.6 and later decode; scraped datasets name JPEGs .jfif or .jpe, and a file left out for
+# its suffix is a face lost without a word
+IMAGE_SUFFIXES = (".jpg", ".jpeg", ".jpe", ".jfif", ".png", ".bmp", ".webp", ".tif", ".tiff")
 MIN_BOX_SIDE_PX = 2  # VOC boxes thinner than this are annotation slips, not faces
 
 # Folder and VOC names seen in public mask datasets, after `_normalize_name`: the one table of them.
@@ -49,6 +52,9 @@ _LABEL_ALIASES = {
     "correct": "with_mask",
     "cmfd": "with_mask",
     "face_with_mask": "with_mask",
+    "masked_face": "with_mask",
+    "face_mask": "with_mask",  # AIZOO's masked class; its unmasked one, plain `face`, is too vague to map
+    "with_face_mask": "with_mask",
     "afdb_masked_face_dataset": "with_mask",
     "without_mask": "without_mask",
     "no_mask": "without_mask",
@@ -56,8 +62,12 @@ _LABEL_ALIASES = {
     "withoutmask": "without_mask",
     "unmasked": "without_mask",
     "face_no_mask": "without_mask",
+    "unmasked_face": "without_mask",
+    "no_face_mask": "without_mask",
+    "without_face_mask": "without_mask",
     "afdb_face_dataset": "without_mask",
     "mask_weared_incorrect": "mask_weared_incorrect",
+    "mask_weared_incorrectly": "mask_weared_incorrect",
     "mask_worn_incorrect": "mask_weared_incorrect",
     "mask_worn_incorrectly": "mask_weared_incorrect",
     "incorrect": "mask_weared_incorrect",
@@ -104,6 +114,9 @@ class Scene:
     height: int
     faces: tuple[FaceSample, ...]
     skipped: tuple[str, ...] = ()  # names of its objects that are no face label we know (`hat` ...)
+    # boxes scoring neither rewards nor penalises: faces marked <difficult>, objects of labels we do not
+    # score (a detection on an unscored `face_other_covering` is no false positive, nor found face)
+    ignored: tuple[Box, ...] = ()
 
 
 @dataclass(frozen=True)
@@ -114,8 +127,12 @@ class ClassFolderDataset:
 
     @property
     def is_two_class(self) -> bool:
-        """with_mask and without_mask only: scored as 2 classes (a worn-wrong mask is "not with_mask")."""
-        return set(self.labels) == set(TWO_CLASS_LABELS)
+        return is_two_class(self.labels)
+
+
+def is_two_class(labels: Iterable[str]) -> bool:
+    """with_mask and without_mask only: scored as 2 classes (a worn-wrong mask is "not with_mask")."""
+    return set(labels) == set(TWO_CLASS_LABELS)
 
 
 def _normalize_name(name: str) -> str:
@@ -135,9 +152,18 @@ def _is_hidden(name: str) -> bool:
 
 
 def _image_files(folder: Path) -> list[Path]:
-    """Every image file at any depth under `folder`, hidden ones left out, sorted by path."""
-    found = []
-    for dirpath, dirnames, filenames in os.walk(folder):
+    """Every image file at any depth under `folder`, hidden ones left out, sorted by path.
+
+    Linked folders are followed (a dataset put together from links would otherwise lose them without a
+    word), each real folder once, so a link back up the tree does not loop.
+    """
+    found, seen = [], set()
+    for dirpath, dirnames, filenames in os.walk(folder, followlinks=True):
+        real = os.path.realpath(dirpath)
+        if real in seen:
+            dirnames[:] = []
+            continue
+        seen.add(real)
         dirnames[:] = [name for name in dirnames if not _is_hidden(name)]
         for name in filenames:
             path = Path(dirpath, name)
@@ -175,7 +201,8 @@ def read_class_folders(root: Path) -> ClassFolderDataset:
     root = Path(root)
     if not root.is_dir():
         raise DatasetError(f"dataset folder {root} does not exist")
-    splits = split_folders(root)
+    # a split with no image at all (exports often ship an empty valid/) is no part of the dataset
+    splits = [split for split in split_folders(root) if _image_files(split)]
     if splits:
         parts = [read_class_folders(split) for split in splits]
         _log_splits(root, {part.root.name: len(part.samples) for part in parts}, "images")
@@ -247,12 +274,15 @@ def _image_dirs(root: Path, annotations: Path) -> list[Path]:
     return list(dict.fromkeys(folders))
 
 
+def _voc_splits(root: Path) -> list[Path]:
+    """ROOT's split folders when each is a VOC folder or holds nothing at all (an export's empty valid/)."""
+    splits = [split for split in split_folders(root) if any(not _is_hidden(p.name) for p in split.iterdir())]
+    return splits if splits and all(_annotations_dir(split) is not None for split in splits) else []
+
+
 def is_voc_scene_folder(root: Path) -> bool:
-    """A VOC folder, or one whose every split is."""
-    if _annotations_dir(Path(root)) is not None:
-        return True
-    splits = split_folders(root)
-    return bool(splits) and all(_annotations_dir(split) is not None for split in splits)
+    """A VOC folder, or one whose every split that holds anything is."""
+    return _annotations_dir(Path(root)) is not None or bool(_voc_splits(root))
 
 
 def _find_image(images_dirs: Sequence[Path], filename: str, stem: str) -> Path | None:
@@ -264,77 +294,115 @@ def _find_image(images_dirs: Sequence[Path], filename: str, stem: str) -> Path |
     return next((path for path in [*exact, *guesses] if path.is_file()), None)
 
 
-def _box_of(obj: ET.Element, xml_path: Path) -> Box:
-    bndbox = obj.find("bndbox")
-    if bndbox is None:
-        raise DatasetError(f"{xml_path}: an <object> has no <bndbox>")
+def _box_of(obj: ET.Element) -> Box | None:
+    """The object's box, corners in order (an annotator may drag from bottom right to top left), or None
+    when it has no <bndbox> or one without four numbers: one such object must not stop a whole dataset."""
     try:
-        return tuple(float(bndbox.findtext(tag)) for tag in ("xmin", "ymin", "xmax", "ymax"))  # type: ignore[return-value]
-    except (TypeError, ValueError) as exc:
-        raise DatasetError(f"{xml_path}: malformed <bndbox> ({exc})") from exc
+        x1, y1, x2, y2 = (float(obj.findtext(f"bndbox/{tag}")) for tag in ("xmin", "ymin", "xmax", "ymax"))  # type: ignore[arg-type]
+    except (TypeError, ValueError):
+        return None
+    if not all(math.isfinite(v) for v in (x1, y1, x2, y2)):
+        return None
+    return min(x1, x2), min(y1, y2), max(x1, x2), max(y1, y2)
 
 
 def read_voc_scene(xml_path: Path, images_dir: Path | Sequence[Path]) -> Scene:
     """One VOC annotation: its image (looked for in `images_dir`, or in each of several folders in turn)
-    and labelled boxes; boxes under 2 px dropped, objects of unknown labels listed in `Scene.skipped`."""
+    and labelled boxes; boxes under 2 px dropped, objects of unknown labels or without a usable box
+    listed in `Scene.skipped`."""
     images_dirs = [Path(images_dir)] if isinstance(images_dir, str | os.PathLike) else list(images_dir)
     try:
         root = ET.parse(xml_path).getroot()
     except ET.ParseError as exc:
         raise DatasetError(f"{xml_path}: not valid XML ({exc})") from exc
+    for element in root.iter():  # `<annotation xmlns=...>` would hide every tag from the plain names below
+        if isinstance(element.tag, str) and element.tag.startswith("{"):
+            element.tag = element.tag.split("}", 1)[1]
     image = _find_image(images_dirs, (root.findtext("filename") or "").strip(), xml_path.stem)
     if image is None:
         where = " or ".join(str(folder) for folder in images_dirs)
         raise DatasetError(f"{xml_path}: its image is not in {where}")
     width = int(float(root.findtext("size/width") or 0))
     height = int(float(root.findtext("size/height") or 0))
-    faces, skipped = [], []
+    faces, skipped, ignored = [], [], []
     for obj in root.iter("object"):
         name = (obj.findtext("name") or "").strip()
         label = canonical_label(name)
+        box = _box_of(obj)
         if label is None:
             skipped.append(name)
+        elif box is None:
+            skipped.append(f"{name} (no usable <bndbox>)")
+        elif _is_difficult(obj):
+            skipped.append(f"{name} (difficult)")
+        if box is None:
             continue
-        x1, y1, x2, y2 = _box_of(obj, xml_path)
-        if x2 - x1 < MIN_BOX_SIDE_PX or y2 - y1 < MIN_BOX_SIDE_PX:
-            continue
-        faces.append(FaceSample(image, label, (x1, y1, x2, y2)))
-    return Scene(image=image, width=width, height=height, faces=tuple(faces), skipped=tuple(skipped))
+        x1, y1, x2, y2 = box
+        if label is None or _is_difficult(obj):
+            ignored.append(box)
+        elif x2 - x1 >= MIN_BOX_SIDE_PX and y2 - y1 >= MIN_BOX_SIDE_PX:
+            faces.append(FaceSample(image, label, (x1, y1, x2, y2)))
+    return Scene(
+        image=image,
+        width=width,
+        height=height,
+        faces=tuple(faces),
+        skipped=tuple(skipped),
+        ignored=tuple(ignored),
+    )
+
+
+def _is_difficult(obj: ET.Element) -> bool:
+    """PASCAL VOC's `<difficult>1</difficult>`: a face its annotators would not hold a detector to."""
+    return (obj.findtext("difficult") or "").strip().lower() in ("1", "true", "yes")
 
 
 def skipped_object_counts(scenes: Iterable[Scene]) -> dict[str, int]:
-    """How many objects of each unknown label the scenes skipped, most frequent first."""
+    """How many objects of each unknown label (or without a box) the scenes skipped, most frequent first."""
     return dict(Counter(name for scene in scenes for name in scene.skipped).most_common())
 
 
 def read_voc_scenes(root: Path) -> list[Scene]:
     """Every annotated scene of a VOC folder (Annotations/ + JPEGImages/, annotations/ + images/ ...).
 
-    Objects whose label is no face class we know (`hat`, `mask_surgical`) are skipped with one warning
-    for the whole folder that counts them by name.
+    Objects whose label is no face class we know (`hat`, `mask_surgical`) or that have no usable box are
+    skipped with one warning for the whole folder that counts them by name. When every object is skipped
+    it is an error: the detector would be scored against no faces at all, which gives numbers that mean
+    nothing (a dataset that spells its labels in a way `_LABEL_ALIASES` does not know).
     """
     root = Path(root)
     annotations = _annotations_dir(root)
-    if annotations is None and is_voc_scene_folder(root):
-        parts = {split.name: read_voc_scenes(split) for split in split_folders(root)}
+    if annotations is not None:
+        scenes = _read_voc_folder(root, annotations)
+    elif splits := _voc_splits(root):
+        parts = {split.name: _read_voc_folder(split, _annotations_dir(split)) for split in splits}
         _log_splits(root, {name: len(scenes) for name, scenes in parts.items()}, "scenes")
-        return [scene for scenes in parts.values() for scene in scenes]
-    if annotations is None:
+        scenes = [scene for scenes in parts.values() for scene in scenes]
+    else:
         raise DatasetError(
             f"{root} is not a VOC scene folder (expected annotations/*.xml or Annotations/*.xml, "
             "and images/ or JPEGImages/)"
         )
-    images_dirs = _image_dirs(root, annotations)
-    scenes = [read_voc_scene(xml, images_dirs) for xml in _xml_files(annotations)]
     skipped = skipped_object_counts(scenes)
+    counts = ", ".join(f"{name or '(no name)'} {count}" for name, count in skipped.items())
+    if skipped and not any(scene.faces for scene in scenes):
+        raise DatasetError(
+            f"{root}: none of its objects is a face we can score ({counts}); rename the labels to one of "
+            f"{', '.join(LABELS)} (or mask / no_mask / incorrect)"
+        )
     if skipped:
         log.warning(
-            "%s: skipped %d objects whose label is not a face class we know: %s",
+            "%s: skipped %d objects whose label is not a face class we know or that have no box: %s",
             root,
             sum(skipped.values()),
-            ", ".join(f"{name or '(no name)'} {count}" for name, count in skipped.items()),
+            counts,
         )
     return scenes
+
+
+def _read_voc_folder(root: Path, annotations: Path) -> list[Scene]:
+    images_dirs = _image_dirs(root, annotations)
+    return [read_voc_scene(xml, images_dirs) for xml in _xml_files(annotations)]
 
 
 def face_samples(root: Path) -> list[FaceSample]:
@@ -381,7 +449,12 @@ def load_image_bgr(path: Path) -> np.ndarray:
     if data[:2] == b"\xff\xd8" and jpeg_is_truncated(data):
         raise DatasetError(f"cannot read image {path}: the JPEG is truncated (no end-of-image marker)")
     # decoded from the bytes already read, not read again (imdecode applies EXIF orientation as imread does)
-    image = cv2.imdecode(np.frombuffer(data, np.uint8), cv2.IMREAD_COLOR)
+    try:
+        image = cv2.imdecode(np.frombuffer(data, np.uint8), cv2.IMREAD_COLOR)
+    except cv2.error as exc:  # a header claiming more pixels than OpenCV allows raises rather than gives None
+        raise DatasetError(
+            f"cannot read image {path}: OpenCV refused it ({str(exc).strip().splitlines()[-1]})"
+        ) from exc
     if image is None:
         raise DatasetError(f"cannot read image {path}: not an image OpenCV can decode")
     return image

@@ -201,6 +201,7 @@ class SceneScorer:
     non_violators: list[tuple[str, float, bool]] = field(
         default_factory=list
     )  # (masked / non_face, height, flagged)
+    ignored_detections: int = 0  # detections on an ignore region: neither found faces nor false positives
 
     def add_scene(
         self,
@@ -208,12 +209,26 @@ class SceneScorer:
         truth_labels: Sequence[str],
         predicted_boxes: Sequence[Sequence[float]],
         predicted_labels: Sequence[str],
+        ignore_boxes: Sequence[Sequence[float]] = (),
     ) -> None:
-        """Score one scene: its ground-truth faces and the detector+classifier output for it."""
+        """Score one scene: its ground-truth faces and the detector+classifier output for it.
+
+        `ignore_boxes` are annotated regions that are not scored (VOC's difficult faces, objects of
+        labels we do not know): a detection left unmatched by the faces that overlaps one at the IoU
+        threshold is dropped from the counts, as PASCAL VOC's own evaluation does, instead of being
+        charged as a false positive and, when flagged, a false alarm.
+        """
         truth = np.asarray(truth_boxes, dtype=np.float64).reshape(-1, 4)
         pred = np.asarray(predicted_boxes, dtype=np.float64).reshape(-1, 4)
         pairs = dict(match_boxes(truth, pred, self.iou_threshold))
         matched_pred = set(pairs.values())
+        ignore = np.asarray(ignore_boxes, dtype=np.float64).reshape(-1, 4)
+        unmatched = [p for p in range(len(pred)) if p not in matched_pred]
+        on_ignored = set()
+        if len(ignore) and unmatched:
+            overlaps = iou_matrix(pred[unmatched], ignore).max(axis=1)
+            on_ignored = {p for p, iou in zip(unmatched, overlaps, strict=True) if iou >= self.iou_threshold}
+        self.ignored_detections += len(on_ignored)
         for t, label in enumerate(truth_labels):
             height = truth[t, 3] - truth[t, 1]
             size, found = size_bucket(height), t in pairs
@@ -228,6 +243,8 @@ class SceneScorer:
             elif found:
                 self.non_violators.append(("masked", float(height), flagged))
         for p, label in enumerate(predicted_labels):
+            if p in on_ignored:
+                continue
             height = pred[p, 3] - pred[p, 1]
             self.predicted.append((size_bucket(height), p in matched_pred))
             if p not in matched_pred:
@@ -245,6 +262,7 @@ class SceneScorer:
             "iou_threshold": self.iou_threshold,
             "n_faces": len(self.truth_found),
             "n_detections": len(self.predicted),
+            "ignored_detections": self.ignored_detections,
             "recall": recall(self.truth_found)["recall"],
             "precision": precision(self.predicted)["precision"],
             "recall_by_size": {s: recall([r for r in self.truth_found if r[1] == s]) for s in sizes},
@@ -277,16 +295,22 @@ class SceneScorer:
             "alarm_precision": _ratio(flagged, flagged + false_alarms),
         }
 
-    def report(self, min_face_px: float | None = None) -> dict:
+    def report(self, min_face_px: float | None = None, two_class: bool = False) -> dict:
         """Detection, classification on matched faces, and the alarm numbers, as one JSON-ready dict.
 
         `alarm` counts every size; with `min_face_px`, `alarm_min_face` counts only what the daemon
-        would act on (faces and detections at least that tall).
+        would act on (faces and detections at least that tall). `two_class` scores the matched faces as
+        `classification_report` does, for scenes annotated with_mask / without_mask only (the alarm
+        numbers need no folding: both violation labels already count as one).
         """
         report = {
             "detection": self._detection(),
             "classification": classification_report(
-                self.matched_true, self.matched_pred, self.labels, face_px=self.matched_px
+                self.matched_true,
+                self.matched_pred,
+                self.labels,
+                face_px=self.matched_px,
+                two_class=two_class,
             ),
             "alarm": self._alarm(),
         }

@@ -67,6 +67,12 @@ VOC_XML = """<annotation><filename>{filename}</filename>
         ("hat", None),  # the Kaggle set's non-face classes stay unknown
         ("mask_surgical", None),
         ("face_other_covering", None),  # a scarf or a hand: not a mask label
+        ("masked_face", "with_mask"),
+        ("Unmasked Face", "without_mask"),
+        ("face_mask", "with_mask"),  # AIZOO's masked class (its unmasked one, `face`, stays unknown)
+        ("no_face_mask", "without_mask"),
+        ("mask_weared_incorrectly", "mask_weared_incorrect"),
+        ("face", None),
     ],
 )
 def test_label_aliases(name, label):
@@ -304,3 +310,141 @@ def test_voc_splits_are_a_voc_folder_and_every_split_is_read(tmp_path):
     scenes = read_voc_scenes(tmp_path)
     assert sorted(scene.image.name for scene in scenes) == ["test.jpg", "train.jpg", "valid.jpg"]
     assert len(face_samples(tmp_path)) == 6  # two faces each; the 1 px box is dropped
+
+
+def _png_claiming(width: int, height: int) -> bytes:
+    """A PNG whose header claims `width` x `height` pixels, with almost no pixel data behind it."""
+    import struct
+    import zlib
+
+    def chunk(kind: bytes, body: bytes) -> bytes:
+        return struct.pack(">I", len(body)) + kind + body + struct.pack(">I", zlib.crc32(kind + body))
+
+    header = struct.pack(">IIBBBBB", width, height, 8, 2, 0, 0, 0)
+    return (
+        b"\x89PNG\r\n\x1a\n"
+        + chunk(b"IHDR", header)
+        + chunk(b"IDAT", zlib.compress(b"\0" * 9))
+        + chunk(b"IEND", b"")
+    )
+
+
+def test_an_image_whose_header_claims_too_many_pixels_is_unreadable_not_a_crash(tmp_path):
+    """OpenCV raises cv2.error for it (past its pixel limit) instead of returning None as for other damage."""
+    path = tmp_path / "huge.png"
+    path.write_bytes(_png_claiming(60000, 60000))
+    with pytest.raises(DatasetError, match="huge.png"):
+        load_image_bgr(path)
+
+
+def test_jfif_jpe_and_tiff_files_are_images_in_any_case(tmp_path):
+    """Scraped datasets carry JPEGs named .jfif or .jpe and scans as .tif: OpenCV reads them all."""
+    image = np.full((40, 30, 3), 100, np.uint8)
+    jpeg, tiff = cv2.imencode(".jpg", image)[1].tobytes(), cv2.imencode(".tif", image)[1].tobytes()
+    for name, data in (("a.jfif", jpeg), ("b.JPE", jpeg), ("c.TIF", tiff), ("d.tiff", tiff)):
+        (tmp_path / "mask").mkdir(exist_ok=True)
+        (tmp_path / "mask" / name).write_bytes(data)
+    dataset = read_class_folders(tmp_path)
+    assert [s.image.name for s in dataset.samples] == ["a.jfif", "b.JPE", "c.TIF", "d.tiff"]
+    assert all(load_image_bgr(s.image).shape == (40, 30, 3) for s in dataset.samples)
+
+
+def test_linked_sub_folders_are_followed_once_and_a_link_loop_ends(tmp_path):
+    _write_image(tmp_path / "elsewhere" / "batch" / "a.jpg")
+    _write_image(tmp_path / "data" / "with_mask" / "b.jpg")
+    (tmp_path / "data" / "with_mask" / "batch").symlink_to(tmp_path / "elsewhere" / "batch")
+    (tmp_path / "data" / "with_mask" / "loop").symlink_to(tmp_path / "data" / "with_mask")
+    dataset = read_class_folders(tmp_path / "data")
+    assert sorted(s.image.name for s in dataset.samples) == ["a.jpg", "b.jpg"]
+
+
+def _voc_scene_with(objects: str, root: Path) -> Path:
+    _write_image(root / "images" / "s.jpg", height=100, width=200)
+    (root / "annotations").mkdir(parents=True, exist_ok=True)
+    (root / "annotations" / "s.xml").write_text(
+        f"<annotation><filename>s.jpg</filename><size><width>200</width><height>100</height></size>{objects}</annotation>"
+    )
+    return root
+
+
+BOX = "<object><name>{}</name><bndbox><xmin>{}</xmin><ymin>{}</ymin><xmax>{}</xmax><ymax>{}</ymax></bndbox></object>"
+
+
+def test_a_voc_box_drawn_corner_to_corner_backwards_is_kept_in_order(tmp_path):
+    root = _voc_scene_with(
+        BOX.format("mask", 50.5, 60, 10, 10.0) + BOX.format("no_mask", 1, 2, 1, 9), tmp_path
+    )
+    (scene,) = read_voc_scenes(root)
+    assert [(f.label, f.box) for f in scene.faces] == [("with_mask", (10.0, 10.0, 50.5, 60.0))]
+
+
+def test_voc_objects_without_a_usable_box_are_skipped_and_counted_not_fatal(tmp_path, caplog):
+    objects = (
+        BOX.format("mask", 10, 10, 50, 60)
+        + "<object><name>no_mask</name><pose>Frontal</pose></object>"  # no <bndbox>
+        + BOX.format("no_mask", "", 10, 50, 60)
+        + BOX.format("no_mask", "nan", 10, 50, 60)
+    )
+    with caplog.at_level(logging.WARNING, logger="edge.datasets"):
+        (scene,) = read_voc_scenes(_voc_scene_with(objects, tmp_path))
+    assert [f.label for f in scene.faces] == ["with_mask"]
+    assert len(scene.skipped) == 3 and all(name.startswith("no_mask") for name in scene.skipped)
+    assert "skipped 3 objects" in caplog.text
+
+
+def test_voc_folder_whose_objects_have_no_face_label_we_know_is_an_error_naming_them(tmp_path):
+    """Every box skipped would score the detector against no faces at all: numbers, but meaningless."""
+    root = _voc_scene_with(
+        BOX.format("person", 10, 10, 50, 60) + BOX.format("head", 60, 10, 90, 60), tmp_path
+    )
+    with pytest.raises(DatasetError, match="person 1, head 1|head 1, person 1"):
+        read_voc_scenes(root)
+
+
+def test_an_empty_split_folder_is_left_out_not_an_error(tmp_path):
+    """Exports often ship an empty valid/ or test/: the splits that have images are the dataset."""
+    _write_image(tmp_path / "train" / "mask" / "a.jpg")
+    _write_image(tmp_path / "train" / "no_mask" / "b.jpg")
+    (tmp_path / "valid").mkdir()
+    (tmp_path / "test" / "mask").mkdir(parents=True)
+    dataset = read_class_folders(tmp_path)
+    assert [s.image.name for s in dataset.samples] == ["a.jpg", "b.jpg"] and dataset.is_two_class
+
+
+def test_an_empty_split_beside_voc_splits_is_left_out(tmp_path):
+    _write_image(tmp_path / "train" / "s.jpg", height=100, width=200)
+    (tmp_path / "train" / "s.xml").write_text(VOC_XML.format(filename="s.jpg"))
+    (tmp_path / "valid").mkdir()
+    (tmp_path / "valid" / ".DS_Store").write_bytes(b"Bud1")
+    assert is_voc_scene_folder(tmp_path)
+    assert [scene.image.name for scene in read_voc_scenes(tmp_path)] == ["s.jpg"]
+
+
+def test_a_namespaced_voc_annotation_reads_like_a_plain_one(tmp_path):
+    """`<annotation xmlns=...>` puts every tag in a namespace; read as is, it held no objects at all."""
+    _write_image(tmp_path / "images" / "s.jpg", height=100, width=200)
+    (tmp_path / "annotations").mkdir()
+    (tmp_path / "annotations" / "s.xml").write_text(
+        VOC_XML.format(filename="s.jpg").replace(
+            "<annotation>", '<annotation xmlns="http://example.org/voc">', 1
+        )
+    )
+    (scene,) = read_voc_scenes(tmp_path)
+    assert scene.image.name == "s.jpg" and (scene.width, scene.height) == (200, 100)
+    assert [f.label for f in scene.faces] == ["with_mask", "without_mask"]
+
+
+def test_difficult_faces_and_unscored_objects_are_ignore_regions_not_faces(tmp_path):
+    objects = (
+        BOX.format("mask", 10, 10, 50, 60)
+        + BOX.format("no_mask", 60, 10, 90, 60).replace("<bndbox>", "<difficult>1</difficult><bndbox>")
+        + BOX.format("face_other_covering", 100, 10, 140, 60)
+        + BOX.format("no_mask", 150, 10, 190, 60).replace("<bndbox>", "<difficult>0</difficult><bndbox>")
+    )
+    (scene,) = read_voc_scenes(_voc_scene_with(objects, tmp_path))
+    assert [(f.label, f.box) for f in scene.faces] == [
+        ("with_mask", (10.0, 10.0, 50.0, 60.0)),
+        ("without_mask", (150.0, 10.0, 190.0, 60.0)),
+    ]
+    assert scene.ignored == ((60.0, 10.0, 90.0, 60.0), (100.0, 10.0, 140.0, 60.0))
+    assert sorted(scene.skipped) == ["face_other_covering", "no_mask (difficult)"]

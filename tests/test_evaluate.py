@@ -269,3 +269,76 @@ def test_missing_model_and_bad_dataset_exit_2_with_the_reason(tmp_path, capsys):
     assert "none.tflite not found" in capsys.readouterr().err
     assert _run([str(tmp_path), "--model", str(FIXTURE)]) == 2
     assert "hats" in capsys.readouterr().err
+
+
+def test_a_two_class_voc_folder_is_scored_as_two_class(tmp_path, monkeypatch, capsys):
+    """mask / no_mask scenes (the third face, coloured to be predicted worn-wrong, is annotated no_mask):
+    a worn-wrong prediction on an unmasked face is right in 2-class scoring, not an error."""
+    root = _scene_folder(tmp_path, names=("mask", "no_mask", "no_mask"))
+    detections = [(31, 30, 90, 90), (127, 31, 185, 90), (221, 30, 280, 90)]
+    monkeypatch.setattr(evaluate, "_detector", lambda config: ScriptedDetector([detections]))
+    assert _run([str(root), "--model", str(FIXTURE), "--json"]) == 0
+    report = json.loads(capsys.readouterr().out)
+    assert report["scoring"] == "2-class"
+    assert report["confusion"] == {"labels": ["with_mask", "without_mask"], "matrix": [[1, 0], [0, 2]]}
+    assert report["accuracy"] == 1.0
+    assert report["alarm"]["violator_recall"] == 1.0
+
+
+def test_a_face_annotated_past_the_photo_edge_is_matched_by_the_part_in_the_photo(
+    tmp_path, monkeypatch, capsys
+):
+    """The detector's boxes never leave the frame; a box drawn 180 px below a 120 px photo is cut to it."""
+    root = _scene_folder(tmp_path)
+    xml = root / "annotations" / "s0.xml"
+    xml.write_text(
+        xml.read_text().replace("<xmax>90</xmax><ymax>90</ymax>", "<xmax>90</xmax><ymax>300</ymax>")
+    )
+    detections = [(31, 30, 90, 120), (127, 31, 185, 90), (221, 30, 280, 90)]
+    monkeypatch.setattr(evaluate, "_detector", lambda config: ScriptedDetector([detections]))
+    assert _run([str(root), "--model", str(FIXTURE), "--json"]) == 0
+    report = json.loads(capsys.readouterr().out)
+    assert report["detection"]["recall"] == 1.0 and report["detection"]["precision"] == 1.0
+    assert report["detection"]["recall_by_size"]["64-127"] == {"n": 1, "recall": 1.0}  # 90 px in the photo
+
+
+def test_an_image_opencv_refuses_is_skipped_and_counted(tmp_path, capsys):
+    from tests.test_datasets import _png_claiming
+
+    _write(tmp_path / "with_mask" / "a.png", color_image("with_mask", 64, 64))
+    (tmp_path / "with_mask" / "huge.png").write_bytes(_png_claiming(60000, 60000))
+    assert _run([str(tmp_path), "--model", str(FIXTURE), "--json"]) == 0
+    report = json.loads(capsys.readouterr().out)
+    assert report["n"] == 1 and report["unreadable"]["count"] == 1
+
+
+def test_detections_on_difficult_faces_and_unscored_objects_count_neither_way(tmp_path, monkeypatch, capsys):
+    """PASCAL VOC's rule: a difficult face is not a miss when unfound, nor is a detection on it (or on an
+    object of a label we do not score, like `face_other_covering`) a false positive or a false alarm."""
+    root = _scene_folder(tmp_path, names=("with_mask", "face_other_covering", "mask_weared_incorrect"))
+    xml = root / "annotations" / "s0.xml"
+    text = xml.read_text()
+    last = text.rindex("<object>")
+    xml.write_text(text[:last] + text[last:].replace("<object>", "<object><difficult>1</difficult>", 1))
+    # the masked face is found; the other two (the unscored and the difficult face) are detected and flagged
+    detections = [(31, 30, 90, 90), (127, 31, 185, 90), (221, 30, 280, 90)]
+    monkeypatch.setattr(evaluate, "_detector", lambda config: ScriptedDetector([detections]))
+    assert _run([str(root), "--model", str(FIXTURE), "--json"]) == 0
+    report = json.loads(capsys.readouterr().out)
+    assert report["detection"]["n_faces"] == 1 and report["detection"]["recall"] == 1.0
+    assert report["detection"]["n_detections"] == 1 and report["detection"]["precision"] == 1.0
+    assert report["detection"]["ignored_detections"] == 2
+    assert report["alarm"]["false_alarms"] == 0 and report["alarm"]["violators"] == 0
+    assert report["skipped_objects"] == {"face_other_covering": 1, "mask_weared_incorrect (difficult)": 1}
+
+
+def test_a_detection_near_but_not_on_an_unscored_object_is_still_a_false_positive(
+    tmp_path, monkeypatch, capsys
+):
+    root = _scene_folder(tmp_path, names=("with_mask", "without_mask", "hat"))
+    detections = [(31, 30, 90, 90), (127, 31, 185, 90), (221, 60, 280, 119)]  # IoU 0.33 with the hat's box
+    monkeypatch.setattr(evaluate, "_detector", lambda config: ScriptedDetector([detections]))
+    assert _run([str(root), "--model", str(FIXTURE), "--json"]) == 0
+    report = json.loads(capsys.readouterr().out)
+    assert report["detection"]["ignored_detections"] == 0
+    assert report["detection"]["n_detections"] == 3 and report["detection"]["precision"] == 2 / 3

@@ -112,7 +112,7 @@ class ImageReader:
         if total and len(self.unreadable) == total:
             raise DatasetError(
                 f"{root}: none of its {total} images could be read (the first: {self.unreadable[0]}); "
-                "check that the files are whole images (JPEG, PNG, BMP, WebP)"
+                "check that the files are whole images (JPEG, PNG, BMP, WebP, TIFF)"
             )
 
     def report(self) -> dict:
@@ -154,8 +154,9 @@ def evaluate_scenes(root: Path, classifier, detector, min_face_px: int | None = 
     """Detect, match at IoU 0.5 and classify on every VOC scene; detection, matched-face and alarm numbers.
 
     A scene whose image cannot be read is left out whole, its boxes too (counted under `unreadable`).
+    Scenes annotated with_mask / without_mask only are scored as 2-class, as class folders are.
     """
-    from edge.datasets import read_voc_scenes, skipped_object_counts
+    from edge.datasets import is_two_class, read_voc_scenes, skipped_object_counts
     from edge.scoring import SceneScorer
 
     scorer = SceneScorer(labels=classifier.labels)
@@ -167,16 +168,20 @@ def evaluate_scenes(root: Path, classifier, detector, min_face_px: int | None = 
             continue
         faces = detector.detect(frame, frame_order="BGR")
         predictions = classifier.classify(frame, faces, frame_order="BGR")
+        truth = [(box, face.label) for face in scene.faces if (box := _inside(face.box, frame)) is not None]
         scorer.add_scene(
-            [face.box for face in scene.faces],
-            [face.label for face in scene.faces],
+            [box for box, _ in truth],
+            [label for _, label in truth],
             [face.box for face in faces],
             [prediction.label for prediction in predictions],
+            ignore_boxes=[box for ignored in scene.ignored if (box := _inside(ignored, frame)) is not None],
         )
         if index % 100 == 0:
             log.info("%d/%d scenes", index, len(scenes))
     reader.check_any_read(root, len(scenes))
-    report = scorer.report(min_face_px)
+    report = scorer.report(
+        min_face_px, two_class=is_two_class(face.label for s in scenes for face in s.faces)
+    )
     return {
         "layout": "VOC scenes",
         "scenes": len(scenes) - len(reader.unreadable),
@@ -185,6 +190,21 @@ def evaluate_scenes(root: Path, classifier, detector, min_face_px: int | None = 
         "skipped_objects": skipped_object_counts(scenes),
         "unreadable": reader.report(),
     }
+
+
+def _inside(box, frame: np.ndarray):
+    """A ground-truth box cut to the photo, or None when too little of it is in the photo to be a face.
+
+    The detector's boxes never leave the frame, so a face at the photo's edge annotated past it would
+    miss its match at IoU 0.5 and fall into too big a size bucket.
+    """
+    from edge.datasets import MIN_BOX_SIDE_PX
+
+    height, width = frame.shape[:2]
+    x1, y1, x2, y2 = (
+        float(np.clip(v, 0, limit)) for v, limit in zip(box, (width, height, width, height), strict=True)
+    )
+    return (x1, y1, x2, y2) if x2 - x1 >= MIN_BOX_SIDE_PX and y2 - y1 >= MIN_BOX_SIDE_PX else None
 
 
 # --- human-readable tables -------------------------------------------------------------------------
@@ -220,7 +240,12 @@ def _classification_lines(report: dict) -> list[str]:
 def _detection_lines(detection: dict) -> list[str]:
     lines = [
         f"detection at IoU {detection['iou_threshold']}: recall {_num(detection['recall'])} of "
-        f"{detection['n_faces']} faces, precision {_num(detection['precision'])} of {detection['n_detections']} detections",
+        f"{detection['n_faces']} faces, precision {_num(detection['precision'])} of {detection['n_detections']} detections"
+        + (
+            f" ({detection['ignored_detections']} more on difficult or unscored objects, not counted)"
+            if detection.get("ignored_detections")
+            else ""
+        ),
         f"{'face height':<12}{'faces':>7}{'recall':>8}{'detections':>12}{'precision':>10}",
     ]
     for size, r in detection["recall_by_size"].items():
@@ -258,7 +283,7 @@ def format_report(report: dict) -> str:
         header.append(f"scenes scored: {report['scenes']}")
     if report.get("skipped_objects"):
         skipped = ", ".join(f"{name or '(no name)'} {n}" for name, n in report["skipped_objects"].items())
-        header.append(f"objects skipped (not a face label): {skipped}")
+        header.append(f"objects skipped (not a face label, or no box): {skipped}")
     unreadable = report.get("unreadable", {"count": 0, "examples": []})
     line = f"unreadable images skipped: {unreadable['count']}"
     if unreadable["examples"]:
