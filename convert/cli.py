@@ -4,18 +4,22 @@ Steps, in order: read the training run (spec, labels, saved crops or split lists
 biases for int8 weight rounding (convert/bias_correction.py), calibrate on real training-split crops,
 convert, check the I/O quantization, write the sidecar, run the int8 model through the edge's own
 MaskClassifier (so the sidecar round trip is tested on every conversion) against the float model on the
-validation split, and only then install the pair into --out. A model below the agreement floor is not
-installed; its parity report is, so the failure can be read."""
+validation split, and only then install the pair and its report into --out, each file renamed into
+place whole. A model below the agreement floor is not installed; its parity report is written beside
+the installed model as mask_classifier_parity.rejected.json, so the failure can be read and the
+installed model keeps its own report."""
 
 from __future__ import annotations
 
 import argparse
 import json
 import logging
+import os
 import shutil
 import sys
 import tempfile
 import time
+from collections.abc import Sequence
 from pathlib import Path
 
 import numpy as np
@@ -28,8 +32,8 @@ from convert.quantize import QuantizationError, check_io_quantization, to_int8_t
 from convert.samples import hash_split, samples_from_data, stratified_indices, stratified_pick
 from convert.training_output import TrainingOutput, TrainingOutputError, read_training_output
 from edge.classifier import MaskClassifier
-from edge.datasets import DatasetError
-from edge.model_metadata import ModelMetadata, file_sha256, save_metadata
+from edge.datasets import DatasetError, FaceSample
+from edge.model_metadata import LABELS, ModelMetadata, file_sha256, save_metadata
 from edge.paths import REPO_ROOT
 from edge.runtime import load_interpreter, quant_params
 
@@ -37,6 +41,7 @@ log = logging.getLogger("convert")
 
 MODEL_NAME = "mask_classifier.tflite"
 PARITY_NAME = "mask_classifier_parity.json"
+PARITY_REJECTED_NAME = "mask_classifier_parity.rejected.json"  # the report of a model not installed
 MIN_CALIBRATION_CROPS = 300
 
 
@@ -75,6 +80,33 @@ def build_parser() -> argparse.ArgumentParser:
     return parser
 
 
+def _hash_split_side(run: TrainingOutput, side: str, other: list[FaceSample] | None) -> list[FaceSample]:
+    """One side ("train" or "val") of the hash split of `run.data_root`, without any image of the run's
+    list for the other side: a face calibrated on must never be one parity is checked on."""
+    samples = samples_from_data(run.data_root)
+    taken = {s.image.resolve() for s in other or []}
+    if taken:
+        kept = [s for s in samples if s.image.resolve() not in taken]
+        other_name = "validation" if side == "train" else "training"
+        log.info(
+            "%d faces of the run's %s list kept out of the hash split", len(samples) - len(kept), other_name
+        )
+        samples = kept
+    train, val = hash_split(samples, root=run.data_root)
+    return train if side == "train" else val
+
+
+def calibration_summary(labels: Sequence[str], names: Sequence[str] = LABELS) -> dict[str, int]:
+    """Calibration faces by label, with a warning for a label it has none of: the int8 ranges are then
+    set without the activations that label's faces cause."""
+    counts = {name: sum(label == name for label in labels) for name in names}
+    log.info("calibration faces by label: %s", ", ".join(f"{k} {v}" for k, v in counts.items()))
+    for name, n in counts.items():
+        if n == 0:
+            log.warning("calibration has no %s faces: int8 ranges are set without them", name)
+    return counts
+
+
 def calibration_crops(run: TrainingOutput, count: int, seed: int) -> CropSet:
     """Real training-split crops: the run's saved ones, else made from its list, else a hash split."""
     saved = run.saved_crops("representative")
@@ -88,9 +120,10 @@ def calibration_crops(run: TrainingOutput, count: int, seed: int) -> CropSet:
             "%s has only %d real crops; making calibration crops from the split list", saved, len(crops)
         )
     samples, origin = run.train_samples, "training split list"
-    if not samples:
-        log.warning("the training run has no split lists; splitting %s by image hash", run.data_root)
-        samples, origin = hash_split(samples_from_data(run.data_root))[0], f"hash split of {run.data_root}"
+    if samples is None:
+        log.warning("the training run has no training list; splitting %s by image hash", run.data_root)
+        samples = _hash_split_side(run, "train", run.val_samples)
+        origin = f"hash split of {run.data_root}"
     crops = from_samples(stratified_pick(samples, count, seed), run.spec, origin)
     if len(crops) < MIN_CALIBRATION_CROPS:
         raise TrainingOutputError(
@@ -104,12 +137,11 @@ def validation_crops(run: TrainingOutput) -> CropSet:
     saved = run.saved_crops("validation")
     if saved is not None:
         return load_npz(saved, run.labels, run.spec)
-    if run.val_samples:
+    if run.val_samples is not None:
         return from_samples(run.val_samples, run.spec, "validation split list (real faces)")
     log.warning("the training run has no validation list; splitting %s by image hash", run.data_root)
-    return from_samples(
-        hash_split(samples_from_data(run.data_root))[1], run.spec, f"hash split of {run.data_root}"
-    )
+    samples = _hash_split_side(run, "val", run.train_samples)
+    return from_samples(samples, run.spec, f"hash split of {run.data_root}")
 
 
 def _check_keras_model(model, run: TrainingOutput) -> None:
@@ -165,6 +197,10 @@ def convert(args: argparse.Namespace) -> dict:
     run = read_training_output(args.keras_model, args.data, args.train_split, args.val_split)
     calibration = calibration_crops(run, args.calibration_count, args.seed)
     log.info("calibrating on %d real training crops (%s)", len(calibration), calibration.origin)
+    calibration_labels = calibration_summary(calibration.labels, run.labels)
+    val = validation_crops(run)
+    if len(val) == 0:
+        raise TrainingOutputError(f"no validation faces in {val.origin}: parity is checked on them")
     model = keras.saving.load_model(run.keras_model, compile=False)
     _check_keras_model(model, run)
     offsets = parse_offsets(args.logit_offset, run.labels)
@@ -180,25 +216,29 @@ def convert(args: argparse.Namespace) -> dict:
         conversion = {
             "calibration_crops": len(calibration),
             "calibration_from": calibration.origin,
+            "calibration_by_label": calibration_labels,
             "bias_correction": not args.no_bias_correction,
             "logit_offsets": offsets,
         }
         metadata = _metadata(run, staged, args.model_version, conversion)
         save_metadata(metadata, staged)
 
-        val = validation_crops(run)
         log.info("parity on %d validation faces (%s)", len(val), val.origin)
         report = _parity(model, MaskClassifier(staged, threads=args.threads), val, run.labels)
         report.update(
-            validation_from=val.origin, model_bytes=len(flatbuffer), min_agreement=args.min_agreement
+            validation_from=val.origin,
+            model_bytes=len(flatbuffer),
+            model_sha256=metadata.model_sha256,
+            min_agreement=args.min_agreement,
         )
-
-        args.out.mkdir(parents=True, exist_ok=True)
-        (args.out / PARITY_NAME).write_text(json.dumps(report, indent=2) + "\n")
+        parity = Path(staging) / PARITY_NAME
+        parity.write_text(json.dumps(report, indent=2) + "\n")
         if report["agreement"] is None or report["agreement"] < args.min_agreement:
+            # beside the installed model, under its own name: the installed model's report stays its own
+            install({PARITY_REJECTED_NAME: parity}, args.out)
             raise ParityError(
                 f"int8/float top-1 agreement {report['agreement']} is below {args.min_agreement} on "
-                f"{report['n']} validation faces; model not installed, see {args.out / PARITY_NAME}"
+                f"{report['n']} validation faces; model not installed, see {args.out / PARITY_REJECTED_NAME}"
             )
         conversion.update(
             validation_from=val.origin,
@@ -206,10 +246,35 @@ def convert(args: argparse.Namespace) -> dict:
             float_accuracy=report["float"]["accuracy"],
             int8_accuracy=report["int8"]["accuracy"],
         )
-        save_metadata(metadata, staged)
-        for name in (MODEL_NAME, staged.with_suffix(".json").name):
-            shutil.copyfile(Path(staging) / name, args.out / name)
+        sidecar = save_metadata(metadata, staged)
+        install({MODEL_NAME: staged, sidecar.name: sidecar, PARITY_NAME: parity}, args.out)
+        (args.out / PARITY_REJECTED_NAME).unlink(missing_ok=True)  # an earlier refusal no longer applies
     return report
+
+
+def install(files: dict[str, Path], out: Path) -> None:
+    """Put each staged file into `out` under its name without ever leaving a half-written one there.
+
+    Every file is first copied beside its target under a temporary name, then renamed over it (atomic
+    on one file system), the model before its sidecar. A failure while copying (a full disk) leaves the
+    installed files as they were; a daemon starting between two renames finds a sidecar whose sha256
+    does not name the model, an error at load rather than wrong answers.
+    """
+    out.mkdir(parents=True, exist_ok=True)
+    temporary = {name: out / f".{name}.{os.getpid()}.tmp" for name in files}
+    try:
+        for name, source in files.items():
+            shutil.copyfile(source, temporary[name])
+        for name, path in temporary.items():
+            os.replace(path, out / name)
+    finally:
+        for path in temporary.values():
+            path.unlink(missing_ok=True)
+
+
+def _ratio(value: float | None) -> str:
+    """A share to four places, or `none` where no face fell in the slice."""
+    return "none" if value is None else f"{value:.4f}"
 
 
 def _print_summary(report: dict, out: Path) -> None:
@@ -217,15 +282,15 @@ def _print_summary(report: dict, out: Path) -> None:
         f"int8 model: {out / MODEL_NAME} ({report['model_bytes'] / 1e6:.2f} MB), parity on {report['n']} faces"
     )
     print(
-        f"top-1 agreement {report['agreement']:.4f} (faces >= 32 px: {report['agreement_ge32']:.4f}); accuracy float {report['float']['accuracy']:.4f}, "
-        f"int8 {report['int8']['accuracy']:.4f}"
+        f"top-1 agreement {_ratio(report['agreement'])} (faces >= 32 px: {_ratio(report['agreement_ge32'])}); "
+        f"accuracy float {_ratio(report['float']['accuracy'])}, int8 {_ratio(report['int8']['accuracy'])}"
     )
     for group in ("agreement_by_class", "agreement_by_size"):
-        cells = [f"{k}: {v['agreement']:.4f} (n={v['n']})" for k, v in report[group].items() if v["n"]]
+        cells = [f"{k}: {_ratio(v['agreement'])} (n={v['n']})" for k, v in report[group].items() if v["n"]]
         print(f"  {group.replace('_', ' ')}: " + "; ".join(cells))
     if "real_faces" in report:
         real = report["real_faces"]
-        print(f"  real faces only: agreement {real['agreement']:.4f} (n={real['n']})")
+        print(f"  real faces only: agreement {_ratio(real['agreement'])} (n={real['n']})")
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -243,6 +308,7 @@ def main(argv: list[str] | None = None) -> int:
         QuantizationError,
         ParityError,
         LogitOffsetError,
+        OSError,  # writing the model (a full disk, a read-only --out): what was installed stays
     ) as exc:
         print(f"error: {exc}", file=sys.stderr)
         return 1

@@ -43,17 +43,24 @@ def dataset_folders(root: Path) -> list[Path]:
     return folders
 
 
-def _in_validation(image: Path, val_fraction: float) -> bool:
+def _in_validation(image: Path, val_fraction: float, root: Path | None) -> bool:
+    """Hashes the path inside `root`, so where the data folder sits (or how `--data` spells it) does
+    not move an image to the other side."""
+    if root is not None and image.is_relative_to(root):
+        image = image.relative_to(root)
     digest = hashlib.sha256(image.as_posix().encode()).digest()
     return int.from_bytes(digest[:8], "big") / 2**64 < val_fraction
 
 
 def hash_split(
-    samples: list[FaceSample], val_fraction: float = 0.2
+    samples: list[FaceSample], val_fraction: float = 0.2, root: Path | None = None
 ) -> tuple[list[FaceSample], list[FaceSample]]:
-    """(train, validation) by a hash of each sample's image path: deterministic, scenes kept whole."""
-    train = [s for s in samples if not _in_validation(s.image, val_fraction)]
-    val = [s for s in samples if _in_validation(s.image, val_fraction)]
+    """(train, validation) by a hash of each sample's image path under the data folder `root`:
+    deterministic, scenes kept whole."""
+    root = Path(root) if root is not None else None
+    in_val = [_in_validation(s.image, val_fraction, root) for s in samples]
+    train = [s for s, v in zip(samples, in_val, strict=True) if not v]
+    val = [s for s, v in zip(samples, in_val, strict=True) if v]
     return train, val
 
 

@@ -26,6 +26,7 @@ SUMMARY_NAME = "training_summary.json"
 DEFAULT_DATA_ROOT = REPO_ROOT.parent / "shared" / "data"
 _VAL_KEYS = ("val", "validation", "valid")
 _TRAIN_KEYS = ("train", "training")
+_SAVED_SIDE = {"representative": "train", "validation": "val"}
 
 
 class TrainingOutputError(ValueError):
@@ -42,9 +43,13 @@ class TrainingOutput:
     data_root: Path = DEFAULT_DATA_ROOT
     train_samples: list[FaceSample] | None = None
     val_samples: list[FaceSample] | None = None
+    explicit_splits: frozenset[str] = frozenset()  # "train"/"val": lists named on the command line
 
     def saved_crops(self, name: str) -> Path | None:
-        """`representative.npz` or `validation.npz` of the run, when it saved them."""
+        """`representative.npz` or `validation.npz` of the run, when it saved them and no split list for
+        that side was named explicitly (a list asked for by name wins over the run's own crops)."""
+        if _SAVED_SIDE[name] in self.explicit_splits:
+            return None
         path = self.folder / f"{name}.npz"
         return path if path.is_file() else None
 
@@ -169,4 +174,7 @@ def read_training_output(
         data_root=data_root,
         train_samples=read_split_file(train_path, data_root, "train") if train_path else None,
         val_samples=read_split_file(val_path, data_root, "val") if val_path else None,
+        explicit_splits=frozenset(
+            side for side, given in (("train", train_split), ("val", val_split)) if given is not None
+        ),
     )

@@ -94,7 +94,12 @@ def load_metadata(model_path: Path) -> ModelMetadata:
     if not path.is_file():
         raise ModelMetadataError(f"model metadata {path} is missing: it must sit beside {model_path.name}")
     meta = ModelMetadata.from_dict(read_json(path), source=str(path))
-    if meta.model_sha256 and meta.model_sha256 != file_sha256(model_path):
+    if not meta.model_sha256:  # shapes and scales are checked at load, label order only by this
+        raise ModelMetadataError(
+            f"{path} names no model_sha256, so nothing ties its labels to {model_path.name}; "
+            "re-run `python -m convert`, which writes it"
+        )
+    if meta.model_sha256 != file_sha256(model_path):
         raise ModelMetadataError(
             f"{path} describes another model file (sha256 differs from {model_path.name}); "
             "re-run `python -m convert` or restore the matching pair"

@@ -34,6 +34,7 @@ from daemon_scenes import (
 
 from edge.app import App
 from edge.cli import main as cli_main
+from edge.model_metadata import file_sha256
 
 RED, BUZZER, GREEN = 17, 18, 27
 needs_shipped_model = pytest.mark.skipif(
@@ -275,7 +276,7 @@ def test_a_wrong_model_exits_2_saying_what_disagrees(tmp_path, pins, caplog):
     # A file that is not a TFLite model at all:
     model.write_bytes(b"not a model")
     model.with_suffix(".json").write_text(
-        json.dumps({**meta, "labels": meta["labels"] + ["x"], "model_sha256": ""})
+        json.dumps({**meta, "labels": meta["labels"] + ["x"], "model_sha256": file_sha256(model)})
     )
     assert (
         run_command(

@@ -149,6 +149,7 @@ def _copy_with_sidecar(tmp_path: Path, **changes) -> Path:
     ("changes", "message"),
     [
         ({"model_sha256": "0" * 64}, "another model file"),
+        ({"model_sha256": ""}, "names no model_sha256"),  # nothing would tie the labels to this file
         ({"labels": ["with_mask", "without_mask"]}, "3 outputs"),
         ({"labels": ["mask", "no_mask", "incorrect"]}, "unknown: mask, no_mask, incorrect"),
         ({"labels": ["with_mask", "without_mask", "without_mask"]}, "must be distinct names"),

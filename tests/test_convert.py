@@ -153,6 +153,7 @@ def test_conversion_parity_and_sidecar_round_trip(color_run, capsys):
     assert meta.training["conversion"]["calibration_crops"] == 312
     assert meta.training["conversion"]["agreement"] == 1.0
     assert meta.training["conversion"]["logit_offsets"] == {}  # none asked for: the network as trained
+    assert meta.training["conversion"]["calibration_by_label"] == dict.fromkeys(LABELS, 104)
 
     parity = json.loads((out / "mask_classifier_parity.json").read_text())
     assert parity["n"] == 78
@@ -160,6 +161,7 @@ def test_conversion_parity_and_sidecar_round_trip(color_run, capsys):
     assert set(parity["agreement_by_class"]) == set(LABELS)
     assert parity["int8"]["accuracy"] == parity["float"]["accuracy"] == 1.0
     assert parity["int8"]["by_size"]["32-63"]["n"] > 0
+    assert parity["model_sha256"] == meta.model_sha256  # the report names the model it describes
 
     classifier = MaskClassifier(model, threads=1)
     frame = color_image("mask_weared_incorrect", 80, 80, seed=7)
@@ -173,6 +175,8 @@ def test_conversion_below_the_agreement_floor_installs_nothing(color_run, capsys
 
     keras_model, root = color_run
     out = root / "refused"
+    out.mkdir()
+    (out / "mask_classifier_parity.json").write_text("the shipped model's report\n")
     code = main(
         [
             "--keras-model",
@@ -186,9 +190,69 @@ def test_conversion_below_the_agreement_floor_installs_nothing(color_run, capsys
         ]
     )
     assert code == 1
-    assert "agreement 1.0 is below 1.01" in capsys.readouterr().err
+    err = capsys.readouterr().err
+    assert "agreement 1.0 is below 1.01" in err and "mask_classifier_parity.rejected.json" in err
     assert not (out / "mask_classifier.tflite").exists()
-    assert (out / "mask_classifier_parity.json").is_file()  # the report is kept to read why
+    rejected = json.loads((out / "mask_classifier_parity.rejected.json").read_text())  # kept to read why
+    assert rejected["agreement"] == 1.0 and rejected["min_agreement"] == 1.01
+    # the installed model's own report still describes the installed model
+    assert (out / "mask_classifier_parity.json").read_text() == "the shipped model's report\n"
+
+
+def _installed_pair(out: Path) -> dict[str, bytes]:
+    """A model already in `out` (the colour fixture under the shipped names) and its report."""
+    from tests.color_model import FIXTURE
+
+    out.mkdir()
+    for suffix in (".tflite", ".json"):
+        (out / f"mask_classifier{suffix}").write_bytes(FIXTURE.with_suffix(suffix).read_bytes())
+    (out / "mask_classifier_parity.json").write_text('{"n": 1}\n')
+    return {p.name: p.read_bytes() for p in out.iterdir()}
+
+
+@pytest.mark.slow
+@pytest.mark.workstation
+def test_a_conversion_that_fails_while_installing_leaves_the_installed_model_whole(
+    color_run, capsys, monkeypatch
+):
+    """The disk fills up half way through writing the new model: the old pair must still load."""
+    import shutil
+
+    from convert.cli import main
+    from edge.classifier import MaskClassifier
+
+    keras_model, root = color_run
+    out = root / "disk_full"
+    before = _installed_pair(out)
+    real_copyfile = shutil.copyfile
+
+    def copyfile(src, dst, **kwargs):
+        if Path(src).suffix == ".tflite" and Path(dst).parent == out:
+            Path(dst).write_bytes(Path(src).read_bytes()[:100])
+            raise OSError(28, "No space left on device")
+        return real_copyfile(src, dst, **kwargs)
+
+    monkeypatch.setattr(shutil, "copyfile", copyfile)
+    code = main(["--keras-model", str(keras_model), "--data", str(root / "data"), "--out", str(out)])
+    assert code == 1
+    assert "No space left on device" in capsys.readouterr().err
+    assert {p.name: p.read_bytes() for p in out.iterdir()} == before  # no half file, no stray temp file
+    MaskClassifier(out / "mask_classifier.tflite", threads=1)  # the pair still loads
+
+
+@pytest.mark.slow
+@pytest.mark.workstation
+def test_a_validation_split_without_faces_is_a_clear_error(color_run, capsys, tmp_path):
+    from convert.cli import main
+
+    keras_model, root = color_run
+    (tmp_path / "none.json").write_text("[]")
+    out = tmp_path / "out"
+    code = main(["--keras-model", str(keras_model), "--data", str(root / "data"), "--out", str(out),
+                 "--val-split", str(tmp_path / "none.json")])  # fmt: skip
+    assert code == 1
+    assert "no validation faces" in capsys.readouterr().err
+    assert not out.exists() or not any(out.iterdir())
 
 
 def test_saved_crops_are_read_and_checked_against_the_spec(tmp_path):
@@ -205,6 +269,26 @@ def test_saved_crops_are_read_and_checked_against_the_spec(tmp_path):
     assert real.labels == ["mask_weared_incorrect", "without_mask"] and real.crops.shape == (2, 24, 24, 3)
     with pytest.raises(CropSetError, match="96"):
         load_npz(tmp_path / "v.npz", LABELS, PreprocessSpec(input_size=96))
+
+
+def test_summary_prints_when_no_face_reaches_32_px(capsys):
+    """A validation set of small faces has no >= 32 px agreement: the summary says so, not a TypeError."""
+    from convert.cli import _print_summary
+    from convert.parity import parity_report
+
+    probs = np.array([[0.9, 0.05, 0.05], [0.1, 0.8, 0.1]])
+    report = parity_report(["with_mask", "without_mask"], probs, probs, [20, 24], list(LABELS))
+    _print_summary({**report, "model_bytes": 1000}, Path("models"))
+    out = capsys.readouterr().out
+    assert "top-1 agreement 1.0000 (faces >= 32 px: none)" in out
+
+
+def test_calibration_without_a_class_is_said(caplog):
+    from convert.cli import calibration_summary
+
+    counts = calibration_summary(["with_mask"] * 200 + ["without_mask"] * 150)
+    assert counts == {"with_mask": 200, "without_mask": 150, "mask_weared_incorrect": 0}
+    assert "no mask_weared_incorrect" in caplog.text
 
 
 def test_parity_report_by_hand():
@@ -380,3 +464,108 @@ def test_the_int8_report_compares_with_the_float_model_plus_the_conversion_offse
     float_probs = np.array([[0.40, 0.20, 0.40 + 1e-3], [0.1, 0.1, 0.8]])
     assert offset_top1(float_probs, {}, LABELS).tolist() == [2, 2]
     assert offset_top1(float_probs, {"mask_weared_incorrect": -1.0}, LABELS).tolist() == [0, 2]
+
+
+# --- which faces calibrate and which check parity ---------------------------------------------------
+
+
+def _fake_from_samples(calls: list):
+    """A stand-in for crop_sets.from_samples that records the samples it was given (no images read)."""
+    from convert.crop_sets import CropSet
+
+    def from_samples(samples, spec, origin):
+        samples = list(samples)
+        calls.append(samples)
+        size = spec.input_size
+        return CropSet(
+            crops=np.zeros((len(samples), size, size, 3), np.uint8),
+            labels=[s.label for s in samples],
+            face_px=[64] * len(samples),
+            origin=origin,
+        )
+
+    return from_samples
+
+
+def _class_folder_data(root: Path, per_label: int) -> list[FaceSample]:
+    samples = []
+    for label in LABELS:
+        (root / label).mkdir(parents=True)
+        for i in range(per_label):
+            (root / label / f"{i:03d}.png").write_bytes(b"")
+            samples.append(FaceSample(root / label / f"{i:03d}.png", label))
+    return samples
+
+
+def _run(tmp_path: Path, **fields):
+    from convert.training_output import TrainingOutput
+
+    (tmp_path / "run").mkdir(exist_ok=True)
+    return TrainingOutput(
+        keras_model=tmp_path / "run" / "model.keras",
+        folder=tmp_path / "run",
+        spec=PreprocessSpec(input_size=24),
+        labels=list(LABELS),
+        data_root=tmp_path / "data",
+        **fields,
+    )
+
+
+def test_a_hash_split_never_takes_faces_of_the_run_s_other_list(tmp_path, monkeypatch):
+    """With one split list given and the other side made by hash split, the hash split must not hand
+    back the list's faces: calibrating on validation faces (or checking parity on training faces) leaks."""
+    import convert.cli as cli
+
+    samples = _class_folder_data(tmp_path / "data", per_label=150)
+    val_list, train_list = samples[::3], [s for i, s in enumerate(samples) if i % 3]
+    calls: list = []
+    monkeypatch.setattr(cli, "from_samples", _fake_from_samples(calls))
+    monkeypatch.setattr(cli, "MIN_CALIBRATION_CROPS", 10)
+
+    cli.calibration_crops(_run(tmp_path, val_samples=val_list), count=1000, seed=0)
+    assert calls[-1] and {s.image for s in calls[-1]}.isdisjoint({s.image for s in val_list})
+    cli.validation_crops(_run(tmp_path, train_samples=train_list))
+    assert calls[-1] and {s.image for s in calls[-1]}.isdisjoint({s.image for s in train_list})
+
+
+def test_explicit_split_lists_beat_the_run_s_saved_crops(tmp_path, monkeypatch):
+    """`--val-split` / `--train-split` name the faces to use; the run's saved crops must not override them."""
+    import convert.cli as cli
+
+    samples = _class_folder_data(tmp_path / "data", per_label=110)
+    (tmp_path / "run").mkdir()
+    (tmp_path / "run" / "model.keras").write_bytes(b"")
+    summary = {"labels": list(LABELS), "preprocess": PreprocessSpec(input_size=24).to_dict()}
+    (tmp_path / "run" / "training_summary.json").write_text(json.dumps(summary))
+    saved = {"crops": np.zeros((330, 24, 24, 3), np.uint8), "labels": np.arange(330) % 3,
+             "face_px": np.full(330, 64), "is_real": np.ones(330, bool)}  # fmt: skip
+    np.savez(tmp_path / "run" / "validation.npz", **saved)
+    np.savez(tmp_path / "run" / "representative.npz", **saved)
+    (tmp_path / "mine_val.json").write_text(
+        json.dumps([{"image": str(s.image), "label": s.label} for s in samples[:5]])
+    )
+    (tmp_path / "mine_train.json").write_text(json.dumps([{"image": str(s.image), "label": s.label} for s in samples[5:]]))  # fmt: skip
+    calls: list = []
+    monkeypatch.setattr(cli, "from_samples", _fake_from_samples(calls))
+
+    keras_model = tmp_path / "run" / "model.keras"
+    run = read_training_output(keras_model, tmp_path / "data", val_split=tmp_path / "mine_val.json")
+    assert cli.validation_crops(run).origin != "validation.npz" and calls[-1] == samples[:5]
+    assert cli.calibration_crops(run, 1000, 0).origin == "representative.npz"  # not asked to change
+    run = read_training_output(keras_model, tmp_path / "data", train_split=tmp_path / "mine_train.json")
+    assert cli.calibration_crops(run, 1000, 0).origin != "representative.npz"
+    assert {s.image for s in calls[-1]} <= {s.image for s in samples[5:]}
+    assert cli.validation_crops(run).origin == "validation.npz"
+
+
+def test_hash_split_is_the_same_wherever_the_data_folder_sits(tmp_path):
+    """The split hashes the path inside the data folder, so `--data ../shared/data` and its absolute
+    spelling (or another machine's location) put every image on the same side."""
+    from convert.samples import hash_split
+
+    names = [f"faces/with_mask/{i:03d}.png" for i in range(200)]
+    here = [FaceSample(tmp_path / "a" / n, "with_mask") for n in names]
+    there = [FaceSample(Path("/elsewhere/data") / n, "with_mask") for n in names]
+    val_here = {s.image.relative_to(tmp_path / "a") for s in hash_split(here, root=tmp_path / "a")[1]}
+    val_there = {s.image.relative_to(Path("/elsewhere/data")) for s in hash_split(there, root=Path("/elsewhere/data"))[1]}  # fmt: skip
+    assert val_here and val_here == val_there
