@@ -201,6 +201,11 @@ class _Runner:
         logits = self.interpreter.get_tensor(self._score_index)[0, :, 0]
         keep = np.flatnonzero(logits >= blazeface.logit(threshold))
         raw = self.interpreter.get_tensor(self._regressor_index)[0, keep]
+        # a NaN or infinite regression (a broken delegate) is no box, and one would turn every weighted
+        # NMS mean of the frame into NaN
+        finite = np.isfinite(raw).all(axis=1)
+        if not finite.all():
+            keep, raw = keep[finite], raw[finite]
         boxes, keypoints = blazeface.decode(raw, self.anchors[keep])
         return boxes, keypoints, blazeface.sigmoid_scores(logits[keep])
 
@@ -450,6 +455,8 @@ class FaceDetector:
         scenes' convention by the box refinement unless `box_refinement` is off)."""
         if frame.ndim != 3 or frame.shape[2] != 3 or frame.dtype != np.uint8:
             raise ValueError(f"frame must be HxWx3 uint8, got shape {frame.shape} dtype {frame.dtype}")
+        if frame.size == 0:
+            raise ValueError(f"frame is empty: shape {frame.shape}")
         if frame_order not in ("BGR", "RGB"):
             raise ValueError(f"frame_order must be 'BGR' or 'RGB', got {frame_order!r}")
         whole = self._whole_frame_due(frame.shape)
@@ -542,6 +549,7 @@ class FaceDetector:
         u_boxes = np.minimum(np.maximum(u_boxes, 0), np.array([width, height, width, height], np.float32))
         new = [i for i, b in enumerate(u_boxes) if not _covered(b, boxes, self.config.nms_iou)]
         if not new:
+            self._verdicts.forget()  # an answer is taken over on the next frame only, not after a gap
             return boxes, keypoints, scores
         face = self._verdicts.answer(self.verifier.is_face, frame, u_boxes[new], frame_order)
         for i in (i for i, is_face in zip(new, face, strict=True) if is_face):
@@ -563,6 +571,7 @@ class FaceDetector:
         """
         low = np.flatnonzero(scores < self.config.verifier_veto_below)
         if not len(low):
+            self._vetoes.forget()  # an answer is taken over on the next frame only, not after a gap
             return boxes, keypoints, scores
         vetoed = self._vetoes.answer(self.verifier.is_surely_not_face, frame, boxes[low], frame_order)
         keep = np.ones(len(scores), bool)

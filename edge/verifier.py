@@ -29,7 +29,7 @@ from edge.model_metadata import (
 )
 from edge.paths import models_dir
 from edge.preprocess import Box, PreprocessSpec, crop_face
-from edge.runtime import dequantize, load_interpreter, quant_params
+from edge.runtime import dequantize, load_interpreter, quant_params, quantize
 
 log = logging.getLogger(__name__)
 
@@ -130,7 +130,10 @@ class FaceVerifier:
         except ModelMetadataError as exc:
             raise ModelMetadataError(f"{self.model_path}: {exc}") from exc
         self._input, self._output = inp["index"], out["index"]
-        self._out_params = quant_params(out)
+        self._in_params, self._out_params = quant_params(inp), quant_params(out)
+        # convert.quantize makes uint8 input at scale 1, zero point 0: crops go in as they are
+        p = self._in_params
+        self._raw_input = p.dtype == "uint8" and p.scale == 1.0 and p.zero_point == 0
 
     @property
     def threshold(self) -> float:
@@ -139,6 +142,8 @@ class FaceVerifier:
     def score_crops(self, crops: np.ndarray) -> np.ndarray:
         """Face probability (N,) of crops (N, S, S, 3) uint8 made by `crop_face` with this spec."""
         scores = np.zeros(len(crops), np.float32)
+        if not self._raw_input:
+            crops = quantize(np.asarray(crops, np.float32), self._in_params)
         for i, crop in enumerate(crops):
             self.interpreter.set_tensor(self._input, crop[None])
             self.interpreter.invoke()
@@ -192,7 +197,8 @@ class VerdictMemory:
 
     def answer(self, ask, frame: np.ndarray, boxes, frame_order: str = "BGR") -> np.ndarray:
         """`ask(frame, boxes, frame_order)` (a yes/no question per box), asked only about boxes with no
-        recent answer; one memory serves one question."""
+        recent answer; one memory serves one question. Answers are taken over by the next call only: on
+        a frame with no question, call `forget` (or this with no boxes)."""
         boxes = np.asarray(boxes, np.float32).reshape(-1, 4)
         answer_of = np.full(len(boxes), -1)
         if len(self._boxes) and len(boxes):

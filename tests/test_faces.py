@@ -381,6 +381,53 @@ def test_bad_frames_are_refused(detector):
         detector.detect(np.zeros((480, 640, 3), np.uint8), frame_order="YUV")
 
 
+@pytest.mark.parametrize("shape", [(0, 640, 3), (480, 0, 3), (0, 0, 3)])
+def test_an_empty_frame_is_refused_by_name(detector, shape):
+    with pytest.raises(ValueError, match="empty"):
+        detector.detect(np.zeros(shape, np.uint8))
+
+
+@pytest.mark.parametrize("stream", [False, True])
+@pytest.mark.parametrize("height, width", [(1, 1), (2, 3), (1, 5000), (5000, 1), (16, 16)])
+def test_frames_far_smaller_or_thinner_than_the_model_input_give_no_face(height, width, stream):
+    detector = FaceDetector(stream=stream)
+    for _ in range(2):  # a stream's second frame follows the first
+        assert detector.detect(np.full((height, width, 3), 100, np.uint8)) == []
+
+
+class BrokenRegressors:
+    """An interpreter whose box sizes are `value` (NaN, infinite) for every anchor scoring above `logit`,
+    as a broken delegate or a corrupt model file could give; everything else is the real model's."""
+
+    def __init__(self, interpreter, regressor_index: int, score_index: int, logit: float, value: float):
+        self.interpreter, self.regressor_index, self.score_index = interpreter, regressor_index, score_index
+        self.logit, self.value = logit, value
+
+    def __getattr__(self, name):
+        return getattr(self.interpreter, name)
+
+    def get_tensor(self, index):
+        tensor = self.interpreter.get_tensor(index)
+        if index == self.regressor_index:
+            above = self.interpreter.get_tensor(self.score_index)[0, :, 0] > self.logit
+            tensor = tensor.copy()
+            tensor[0, above, 2:4] = self.value  # width, height
+        return tensor
+
+
+@pytest.mark.parametrize("value", [np.nan, np.inf, -np.inf])
+def test_candidates_whose_boxes_the_model_gives_as_not_finite_are_dropped(astronaut, value):
+    detector = FaceDetector(DetectorConfig(strategy="short_range"))
+    runner = detector.models["short_range"]._runner(128, 128)
+    runner.interpreter = BrokenRegressors(
+        runner.interpreter, runner._regressor_index, runner._score_index, blazeface.logit(0.8), value
+    )
+    faces = detector.detect(astronaut, frame_order="RGB")  # the best anchors are broken, the rest are not
+    assert len(faces) == 1, f"the anchors under 0.8 find her, and nothing else is a face: {faces}"
+    assert np.isfinite(faces[0].box).all() and np.isfinite(faces[0].keypoints).all(), faces
+    assert iou(faces[0].box, ASTRONAUT_FACE) > 0.7, faces[0].box
+
+
 # --- pure arithmetic ------------------------------------------------------------------------------
 
 

@@ -116,6 +116,40 @@ def test_a_sidecar_that_is_not_json_is_a_clear_error(model_copy):
         FaceVerifier(model_copy)
 
 
+class RequantizedInput:
+    """The real interpreter, declaring its uint8 input at another scale and zero point, and keeping the
+    input tensors it is given."""
+
+    def __init__(self, interpreter, scale: float, zero_point: int):
+        self.interpreter, self.quantization, self.given = interpreter, (scale, zero_point), []
+
+    def __getattr__(self, name):
+        return getattr(self.interpreter, name)
+
+    def get_input_details(self):
+        return [{**d, "quantization": self.quantization} for d in self.interpreter.get_input_details()]
+
+    def set_tensor(self, index, value):
+        self.given.append(np.array(value))
+        self.interpreter.set_tensor(index, value)
+
+
+def test_crops_are_quantized_with_the_input_scale_and_zero_point_the_model_declares(model_copy, monkeypatch):
+    import edge.verifier
+
+    _edit_sidecar(model_copy, **{"input.scale": 2.0, "input.zero_point": 10})
+    load = edge.verifier.load_interpreter
+    monkeypatch.setattr(
+        edge.verifier,
+        "load_interpreter",
+        lambda path, threads: RequantizedInput(load(path, threads), 2.0, 10),
+    )
+    verifier = FaceVerifier(model_copy)
+    verifier.score_crops(np.full((2, 48, 48, 3), 200, np.uint8))
+    assert [given.dtype for given in verifier.interpreter.given] == [np.uint8] * 2
+    assert all((given == 200 / 2.0 + 10).all() for given in verifier.interpreter.given)
+
+
 # --- real inference ---------------------------------------------------------------------------------
 
 
@@ -298,3 +332,22 @@ def test_one_memory_remembers_the_answers_to_any_question():
     answers = [memory.answer(surely_not_face, FRAME, [PATCH]) for _ in range(3)]
     assert [a.tolist() for a in answers] == [[True]] * 3
     assert asked == [PATCH]
+
+
+def test_a_stream_asks_the_veto_again_about_a_face_that_comes_back_after_a_frame_without_it():
+    frame, _ = entrance_frame(None, face_px=120)
+    nobody = entrance_background()
+    detector = detector_with_veto(0.99, surely_not=False, stream=True)
+    assert [len(detector.detect(f)) for f in (frame, nobody, frame)] == [1, 0, 1]
+    assert detector.verifier.veto_asked == 2  # the frame before had no answer for the face to take over
+
+
+def test_a_stream_asks_again_about_an_unsure_candidate_that_comes_back_after_a_frame_without_it(verifier):
+    from edge.commands.bench import bench_frame
+
+    frame = bench_frame(6)  # a patch of shirt below one of the six people is an unsure candidate
+    nobody = np.zeros_like(frame)
+    stream = FaceDetector(stream=True)
+    stream.verifier = AskedCount(verifier)
+    assert [len(stream.detect(f)) for f in (frame, nobody, frame)] == [6, 0, 6]
+    assert stream.verifier.asked == 2
