@@ -96,6 +96,11 @@ class DetectorConfig:
         "move each face box, from its keypoints, to where the annotators of the VOC scenes draw it "
         "(models/box_refinement.json): lower and taller; false = BlazeFace's own boxes",
     )
+    photo_tiles: bool = _opt(
+        True,
+        "photos (detect, evaluate) over 960 px long are also searched as overlapping 640x480 tiles at full "
+        "resolution, so small faces in large photos are found; the camera stream never is",
+    )
     threads: int = _opt(2, "TFLite threads for the detector", lo=1, hi=8)
 
 

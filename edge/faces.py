@@ -31,7 +31,7 @@ from pathlib import Path
 import cv2
 import numpy as np
 
-from edge import blazeface
+from edge import blazeface, photo_tiles
 from edge.blazeface import FULL_RANGE, SHORT_RANGE, AnchorSpec
 from edge.box_refine import BoxRefinement
 from edge.config import Config, DetectorConfig
@@ -459,6 +459,18 @@ class FaceDetector:
             raise ValueError(f"frame is empty: shape {frame.shape}")
         if frame_order not in ("BGR", "RGB"):
             raise ValueError(f"frame_order must be 'BGR' or 'RGB', got {frame_order!r}")
+        height, width = frame.shape[:2]
+        if (
+            self.config.photo_tiles
+            and not self.stream
+            and not self.roi
+            and photo_tiles.needs_tiles(width, height)
+        ):
+            return photo_tiles.search(lambda tile: self._detect(tile, frame_order), frame)
+        return self._detect(frame, frame_order)
+
+    def _detect(self, frame: np.ndarray, frame_order: str) -> list[Face]:
+        """`detect` on one camera-sized frame (or a photo run whole)."""
         whole = self._whole_frame_due(frame.shape)
         by_pass = self._candidates_by_pass(frame, frame_order, whole)
         by_pass, unsure = _set_aside_unsure(by_pass)
