@@ -224,8 +224,12 @@ class BlazeFaceModel:
         self._runner(spec.input_size, spec.input_size)  # fail at start-up, not on the first frame
 
     def _runner(self, width: int, height: int) -> _Runner:
-        runner = self._runners.get((width, height))
-        if runner is None:
+        """The interpreter for this input shape; the one used longest ago makes room for a new shape (a
+        folder of photos of many aspects must not evict the shapes every tile and window reuses)."""
+        runner = self._runners.pop((width, height), None)
+        if runner is not None:
+            self._runners[(width, height)] = runner  # now the most recently used
+        else:
             if len(self._runners) >= MAX_INPUT_SHAPES:
                 self._runners.pop(next(iter(self._runners)))
             runner = _Runner(self.model_path, self.spec, self.threads, width, height)

@@ -594,3 +594,18 @@ def test_the_roi_region_holds_the_roi_and_its_margin_on_the_16_px_grid():
 def test_an_roi_whose_region_is_the_whole_input_is_no_region():
     assert blazeface.region_window([25.6, 19.2, 230.4, 172.8], 256, 192, 64) is None
     assert blazeface.region_window([0, 0, 256, 192], 256, 192, 0) is None
+
+
+def test_the_interpreter_of_a_shape_in_use_outlives_shapes_used_once(monkeypatch):
+    """Photos of many aspects pass through `maskwatch detect`; the tiles' shape, asked for between
+    them, must keep its interpreter rather than be rebuilt as the oldest."""
+    from edge import faces
+
+    built = []
+    monkeypatch.setattr(faces, "_Runner", lambda path, spec, threads, w, h: built.append((w, h)) or (w, h))
+    model = faces.BlazeFaceModel(faces.detector_dir() / faces.MODEL_FILES["short_range"], faces.SHORT_RANGE)
+    for shape in range(faces.MAX_INPUT_SHAPES * 2):
+        model._runner(320, 240)
+        model._runner(100 + shape, 100)
+    assert built.count((320, 240)) == 1
+    assert len(model._runners) == faces.MAX_INPUT_SHAPES
