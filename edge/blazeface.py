@@ -121,6 +121,19 @@ def iou_matrix(a: np.ndarray, b: np.ndarray) -> np.ndarray:
 NMS_MATRIX_MAX = 512  # up to this many candidates, all IoUs in one N x N matrix; above, row by row
 
 
+def covered(box: np.ndarray, boxes: np.ndarray, iou: float, inside: float) -> bool:
+    """Whether `box` is one of `boxes` (IoU above `iou`) or lies with `inside` of its area in one: the
+    same face found again, or a part of it (eyes, a mask) found on its own."""
+    if not len(boxes):
+        return False
+    if (iou_one_to_many(box, boxes) > iou).any():
+        return True
+    w = np.maximum(np.minimum(box[2], boxes[:, 2]) - np.maximum(box[0], boxes[:, 0]), 0)
+    h = np.maximum(np.minimum(box[3], boxes[:, 3]) - np.maximum(box[1], boxes[:, 1]), 0)
+    area = max(float((box[2] - box[0]) * (box[3] - box[1])), 1e-6)
+    return bool((w * h / area >= inside).any())
+
+
 def weighted_nms(
     boxes: np.ndarray, keypoints: np.ndarray, scores: np.ndarray, iou_threshold: float
 ) -> tuple[np.ndarray, np.ndarray, np.ndarray]:

@@ -597,14 +597,7 @@ class FaceDetector:
 
 def _covered(box: np.ndarray, faces: np.ndarray, iou: float) -> bool:
     """Whether `box` is one of `faces` (IoU above `iou`) or mostly (VERIFY_INSIDE) inside one."""
-    if not len(faces):
-        return False
-    if (blazeface.iou_one_to_many(box, faces) > iou).any():
-        return True
-    w = np.maximum(np.minimum(box[2], faces[:, 2]) - np.maximum(box[0], faces[:, 0]), 0)
-    h = np.maximum(np.minimum(box[3], faces[:, 3]) - np.maximum(box[1], faces[:, 1]), 0)
-    area = max(float((box[2] - box[0]) * (box[3] - box[1])), 1e-6)
-    return bool((w * h / area >= VERIFY_INSIDE).any())
+    return blazeface.covered(box, faces, iou, VERIFY_INSIDE)
 
 
 def _set_aside_unsure(by_pass: list[Candidates]) -> tuple[list[Candidates], Candidates]:

@@ -25,6 +25,8 @@ from typing import Protocol
 import cv2
 import numpy as np
 
+from edge import blazeface
+
 TILE = (640, 480)  # the camera frame the detector was measured on; turned upright for portrait photos
 TILE_OVER = 1.5  # photos whose long side is over this many tiles' long side are tiled
 INNER_EDGE_PX = 4  # a box this close to a tile's inner edge may be a face cut in two there
@@ -32,7 +34,7 @@ INNER_EDGE_PX = 4  # a box this close to a tile's inner edge may be a face cut i
 # next level, at half the resolution, answers for faces from 0.9 of half of it
 LEVEL_HOLDS_PX = min(TILE) // 2 - 2 * INNER_EDGE_PX
 NEXT_LEVEL_FROM_PX = 0.9 * LEVEL_HOLDS_PX / 2
-SAME_FACE_IOU = 0.3  # boxes of two tiles or levels overlapping this much are one face ...
+SAME_FACE_IOU = 0.3  # boxes of two tiles or levels overlapping more than this are one face ...
 SAME_FACE_INSIDE = 0.6  # ... and so is a box with this share of its area inside a better one's
 
 
@@ -114,17 +116,7 @@ def merged(faces: Sequence[_Face]) -> list[_Face]:
     gives two boxes of it, and a part of a face found on its own lies mostly inside the face's box."""
     kept: list[_Face] = []
     for face in sorted(faces, key=lambda f: -f.score):
-        box = np.asarray(face.box, np.float64)
-        if not any(_same_face(box, np.asarray(other.box, np.float64)) for other in kept):
+        better = np.array([other.box for other in kept], np.float32).reshape(-1, 4)
+        if not blazeface.covered(np.asarray(face.box, np.float32), better, SAME_FACE_IOU, SAME_FACE_INSIDE):
             kept.append(face)
     return kept
-
-
-def _same_face(box: np.ndarray, better: np.ndarray) -> bool:
-    width = min(box[2], better[2]) - max(box[0], better[0])
-    height = min(box[3], better[3]) - max(box[1], better[1])
-    inter = max(width, 0.0) * max(height, 0.0)
-    area = (box[2] - box[0]) * (box[3] - box[1])
-    area_better = (better[2] - better[0]) * (better[3] - better[1])
-    union = area + area_better - inter
-    return (union > 0 and inter / union >= SAME_FACE_IOU) or (area > 0 and inter / area >= SAME_FACE_INSIDE)
