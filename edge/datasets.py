@@ -35,9 +35,9 @@ from edge.preprocess import Box, PreprocessSpec, crop_face, crop_whole_image
 
 log = logging.getLogger(__name__)
 
-# What OpenCV 4.6 and later decode; scraped datasets name JPEGs .jfif or .jpe, and a file left out for
-# its suffix is a face lost without a word
-IMAGE_SUFFIXES = (".jpg", ".jpeg", ".jpe", ".jfif", ".png", ".bmp", ".webp", ".tif", ".tiff")
+# What OpenCV 4.6 and later decode (GIF through its video reader where imread cannot: `_first_gif_frame`);
+# scraped datasets name JPEGs .jfif or .jpe, and a file left out for its suffix is a face lost without a word
+IMAGE_SUFFIXES = (".jpg", ".jpeg", ".jpe", ".jfif", ".png", ".bmp", ".webp", ".tif", ".tiff", ".gif")
 MIN_BOX_SIDE_PX = 2  # VOC boxes thinner than this are annotation slips, not faces
 
 # Folder and VOC names seen in public mask datasets, after `_normalize_name`: the one table of them.
@@ -437,9 +437,10 @@ def jpeg_is_truncated(data: bytes) -> bool:
     return True
 
 
-def load_image_bgr(path: Path) -> np.ndarray:
-    """An image as HxWx3 uint8 BGR; unreadable files (missing, empty, corrupt, a JPEG cut short) are an
-    error that names them."""
+def load_image_bgr(path: Path, exif_orientation: bool = True) -> np.ndarray:
+    """An image as HxWx3 uint8 BGR, turned upright by its EXIF orientation unless `exif_orientation` is
+    False (the pixels as stored: what some annotation tools drew their boxes on, `edge.scene_photo`).
+    Unreadable files (missing, empty, corrupt, a JPEG cut short) are an error that names them."""
     try:
         data = Path(path).read_bytes()
     except OSError as exc:
@@ -448,16 +449,33 @@ def load_image_bgr(path: Path) -> np.ndarray:
         raise DatasetError(f"cannot read image {path}: the file is empty")
     if data[:2] == b"\xff\xd8" and jpeg_is_truncated(data):
         raise DatasetError(f"cannot read image {path}: the JPEG is truncated (no end-of-image marker)")
+    flags = cv2.IMREAD_COLOR if exif_orientation else cv2.IMREAD_COLOR | cv2.IMREAD_IGNORE_ORIENTATION
     # decoded from the bytes already read, not read again (imdecode applies EXIF orientation as imread does)
     try:
-        image = cv2.imdecode(np.frombuffer(data, np.uint8), cv2.IMREAD_COLOR)
+        image = cv2.imdecode(np.frombuffer(data, np.uint8), flags)
     except cv2.error as exc:  # a header claiming more pixels than OpenCV allows raises rather than gives None
         raise DatasetError(
             f"cannot read image {path}: OpenCV refused it ({str(exc).strip().splitlines()[-1]})"
         ) from exc
+    if image is None and data[:4] == b"GIF8":
+        image = _first_gif_frame(Path(path))
     if image is None:
         raise DatasetError(f"cannot read image {path}: not an image OpenCV can decode")
     return image
+
+
+def _first_gif_frame(path: Path) -> np.ndarray | None:
+    """A GIF's first frame through OpenCV's video reader: imread learnt GIF only in OpenCV 4.11, and the
+    Pi's apt OpenCV is 4.6. Only files that start with GIF's signature come here, so the video reader
+    never gets to guess at an arbitrary corrupt file."""
+    capture = cv2.VideoCapture(str(path))
+    try:
+        ok, frame = capture.read()
+    finally:
+        capture.release()
+    if not ok or frame is None or frame.size == 0:
+        return None
+    return frame if frame.ndim == 3 else cv2.cvtColor(frame, cv2.COLOR_GRAY2BGR)
 
 
 def face_height_px(sample: FaceSample, image: np.ndarray) -> int:

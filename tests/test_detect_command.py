@@ -191,3 +191,13 @@ def test_the_shipped_model_labels_an_unmasked_face(capsys, tmp_path):
     assert status == 0
     (face,) = line["faces"]
     assert face["label"] == "without_mask" and face["score"] > 0.5
+
+
+def test_a_gif_is_read_and_its_drawing_saved_as_png(capsys, color_config, tmp_path):
+    """OpenCV 4.6 (the Pi's) neither reads GIF with imread nor writes it at all."""
+    gif = Path(__file__).parent / "data" / "with_mask_red.gif"
+    status, (line,) = run_json(capsys, "--config", str(color_config), "--annotate", str(tmp_path), str(gif))
+    assert status == 0
+    assert (line["image"], line["width"], line["height"]) == (str(gif), 64, 64)
+    drawn = cv2.imread(str(tmp_path / "with_mask_red.png"))
+    assert drawn is not None and tuple(int(v) for v in drawn[32, 32]) == (40, 40, 220)

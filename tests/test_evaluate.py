@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import argparse
 import json
+import re
 from pathlib import Path
 
 import cv2
@@ -342,3 +343,62 @@ def test_a_detection_near_but_not_on_an_unscored_object_is_still_a_false_positiv
     report = json.loads(capsys.readouterr().out)
     assert report["detection"]["ignored_detections"] == 0
     assert report["detection"]["n_detections"] == 3 and report["detection"]["precision"] == 2 / 3
+
+
+def test_a_phone_photo_annotated_on_its_stored_pixels_is_scored_upright(tmp_path, monkeypatch, capsys):
+    """LabelImg draws on a JPEG's pixels as stored; OpenCV turns them upright by EXIF orientation, and so
+    does the detector's view: the boxes must turn too, or every face is a miss and a false positive."""
+    from tests.test_scene_photo import with_exif_orientation
+
+    root = _scene_folder(tmp_path)
+    image = root / "images" / "s0.jpg"
+    upright = cv2.imread(str(image))
+    stored = cv2.rotate(upright, cv2.ROTATE_90_COUNTERCLOCKWISE)  # EXIF 6: turn 90 degrees clockwise to view
+    image.write_bytes(with_exif_orientation(cv2.imencode(".jpg", stored)[1].tobytes(), 6))
+    xml = root / "annotations" / "s0.xml"
+    text = xml.read_text().replace(
+        "<width>300</width><height>120</height>", "<width>120</width><height>300</height>"
+    )
+    for x in (30, 125, 220):  # each face's upright box (x, 30, x + 60, 90) as the stored pixels have it
+        upright_box = f"<xmin>{x}</xmin><ymin>30</ymin><xmax>{x + 60}</xmax><ymax>90</ymax>"
+        stored_box = f"<xmin>30</xmin><ymin>{300 - x - 60}</ymin><xmax>90</xmax><ymax>{300 - x}</ymax>"
+        text = text.replace(upright_box, stored_box)
+    xml.write_text(text)
+    detections = [(31, 30, 90, 90), (127, 31, 185, 90), (221, 30, 280, 90)]  # the upright faces
+    monkeypatch.setattr(evaluate, "_detector", lambda config: ScriptedDetector([detections]))
+    assert _run([str(root), "--model", str(FIXTURE), "--json"]) == 0
+    report = json.loads(capsys.readouterr().out)
+    assert report["detection"]["recall"] == 1.0 and report["detection"]["precision"] == 1.0
+    assert report["accuracy"] == 1.0
+    assert report["annotation_fit"] == {"turned by EXIF orientation": 1}
+
+
+def test_a_scene_resized_after_annotation_is_scored_on_scaled_boxes(tmp_path, monkeypatch, capsys):
+    root = _scene_folder(tmp_path)
+    xml = root / "annotations" / "s0.xml"
+    xml.write_text(
+        xml.read_text().replace(
+            "<width>300</width><height>120</height>", "<width>600</width><height>240</height>"
+        )
+    )
+    text = xml.read_text()
+    for tag in ("xmin", "ymin", "xmax", "ymax"):
+        text = re.sub(f"<{tag}>(\\d+)</{tag}>", lambda m, t=tag: f"<{t}>{2 * int(m.group(1))}</{t}>", text)
+    xml.write_text(text)
+    detections = [(31, 30, 90, 90), (127, 31, 185, 90), (221, 30, 280, 90)]
+    monkeypatch.setattr(evaluate, "_detector", lambda config: ScriptedDetector([detections]))
+    assert _run([str(root), "--model", str(FIXTURE)]) == 0
+    out = capsys.readouterr().out
+    assert "detection at IoU 0.5: recall 1.000 of 3 faces, precision 1.000 of 3 detections" in out
+    assert "scenes whose <size> is not their photo's: rescaled 1" in out
+
+
+def test_a_gif_face_is_read_and_classified(tmp_path, capsys):
+    import shutil
+
+    (tmp_path / "with_mask").mkdir()
+    shutil.copy(Path(__file__).parent / "data" / "with_mask_red.gif", tmp_path / "with_mask" / "a.gif")
+    _write(tmp_path / "without_mask" / "b.png", color_image("without_mask", 64, 64))
+    assert _run([str(tmp_path), "--model", str(FIXTURE), "--json"]) == 0
+    report = json.loads(capsys.readouterr().out)
+    assert report["n"] == 2 and report["accuracy"] == 1.0 and report["unreadable"]["count"] == 0

@@ -105,6 +105,10 @@ def _summary_line(path: Path, width: int, height: int, records: list[dict]) -> s
     return "\n".join(lines)
 
 
+def _writable(relative: Path) -> Path:
+    return relative.with_suffix(".png") if relative.suffix.lower() == ".gif" else relative
+
+
 def _unused(target: Path, written: set[Path]) -> Path:
     """`target`, or `name-2.ext`, `name-3.ext` ... when an earlier input of this run (`a/x.jpg` and
     `b/x.jpg` given by path) was already written there, so no annotated copy silently replaces another."""
@@ -122,6 +126,7 @@ def handle(args: argparse.Namespace) -> int:
     from edge.classifier import MaskClassifier
     from edge.commands.run import config_path
     from edge.config import ConfigError, load_config
+    from edge.datasets import DatasetError, load_image_bgr
     from edge.faces import FaceDetector
     from edge.model_metadata import ModelMetadataError
 
@@ -145,9 +150,10 @@ def handle(args: argparse.Namespace) -> int:
     failures = 0
     written: set[Path] = set()
     for path, relative in find_images(args.inputs):
-        image = cv2.imread(str(path), cv2.IMREAD_COLOR)
-        if image is None:
-            print(f"error: cannot read image {path}", file=sys.stderr)
+        try:
+            image = load_image_bgr(path)
+        except DatasetError as exc:  # its message names the file and why: empty, cut short, not an image
+            print(f"error: {exc}", file=sys.stderr)
             failures += 1
             continue
         faces = detector.detect(image, "BGR")
@@ -161,7 +167,8 @@ def handle(args: argparse.Namespace) -> int:
         else:
             print(_summary_line(path, width, height, records), flush=True)
         if args.annotate:
-            target = _unused(args.annotate / relative, written)
+            # OpenCV writes no GIF before 4.11: a GIF's drawing is saved as PNG
+            target = _unused(args.annotate / _writable(relative), written)
             target.parent.mkdir(parents=True, exist_ok=True)
             if not cv2.imwrite(str(target), annotate(image, records)):
                 print(f"error: cannot write {target}", file=sys.stderr)

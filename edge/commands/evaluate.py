@@ -17,6 +17,7 @@ import argparse
 import json
 import logging
 import sys
+from collections import Counter
 from pathlib import Path
 
 import numpy as np
@@ -105,6 +106,18 @@ class ImageReader:
             self.unreadable.append(path)
             return None
 
+    def read_scene(self, scene):
+        """A VOC scene's `ScenePhoto` (boxes in the decoded photo's pixels), or None as `read` gives."""
+        from edge.datasets import DatasetError
+        from edge.scene_photo import load_scene_photo
+
+        try:
+            return load_scene_photo(scene)
+        except DatasetError as exc:
+            log.warning("skipping: %s", exc)
+            self.unreadable.append(scene.image)
+            return None
+
     def check_any_read(self, root: Path, total: int) -> None:
         """An error when not one of `total` images could be read: there is nothing to score."""
         from edge.datasets import DatasetError
@@ -112,7 +125,7 @@ class ImageReader:
         if total and len(self.unreadable) == total:
             raise DatasetError(
                 f"{root}: none of its {total} images could be read (the first: {self.unreadable[0]}); "
-                "check that the files are whole images (JPEG, PNG, BMP, WebP, TIFF)"
+                "check that the files are whole images (JPEG, PNG, BMP, WebP, TIFF, GIF)"
             )
 
     def report(self) -> dict:
@@ -154,18 +167,25 @@ def evaluate_scenes(root: Path, classifier, detector, min_face_px: int | None = 
     """Detect, match at IoU 0.5 and classify on every VOC scene; detection, matched-face and alarm numbers.
 
     A scene whose image cannot be read is left out whole, its boxes too (counted under `unreadable`).
-    Scenes annotated with_mask / without_mask only are scored as 2-class, as class folders are.
+    Scenes annotated with_mask / without_mask only are scored as 2-class, as class folders are. Boxes
+    drawn on the photo's stored pixels before EXIF turned it upright, or on the photo before it was
+    resized, are moved into the photo's pixels (`edge.scene_photo`), counted under `annotation_fit`.
     """
     from edge.datasets import is_two_class, read_voc_scenes, skipped_object_counts
+    from edge.scene_photo import AS_ANNOTATED
     from edge.scoring import SceneScorer
 
     scorer = SceneScorer(labels=classifier.labels)
     scenes = read_voc_scenes(root)
     reader = ImageReader()
-    for index, scene in enumerate(scenes, 1):
-        frame = reader.read(scene.image)
-        if frame is None:
+    fits: Counter[str] = Counter()
+    for index, annotated in enumerate(scenes, 1):
+        photo = reader.read_scene(annotated)
+        if photo is None:
             continue
+        frame, scene = photo.image, photo.scene
+        if photo.fit != AS_ANNOTATED:
+            fits[photo.fit] += 1
         faces = detector.detect(frame, frame_order="BGR")
         predictions = classifier.classify(frame, faces, frame_order="BGR")
         truth = [(box, face.label) for face in scene.faces if (box := _inside(face.box, frame)) is not None]
@@ -179,6 +199,11 @@ def evaluate_scenes(root: Path, classifier, detector, min_face_px: int | None = 
         if index % 100 == 0:
             log.info("%d/%d scenes", index, len(scenes))
     reader.check_any_read(root, len(scenes))
+    if fits:
+        log.warning(
+            "%s: scenes whose <size> is not their decoded photo's (boxes moved into its pixels where that is a turn or a resize): %s",
+            root, ", ".join(f"{fit} {n}" for fit, n in fits.items()),
+        )  # fmt: skip
     report = scorer.report(
         min_face_px, two_class=is_two_class(face.label for s in scenes for face in s.faces)
     )
@@ -188,6 +213,7 @@ def evaluate_scenes(root: Path, classifier, detector, min_face_px: int | None = 
         **report.pop("classification"),
         **report,
         "skipped_objects": skipped_object_counts(scenes),
+        "annotation_fit": dict(fits),
         "unreadable": reader.report(),
     }
 
@@ -284,6 +310,9 @@ def format_report(report: dict) -> str:
     if report.get("skipped_objects"):
         skipped = ", ".join(f"{name or '(no name)'} {n}" for name, n in report["skipped_objects"].items())
         header.append(f"objects skipped (not a face label, or no box): {skipped}")
+    if report.get("annotation_fit"):
+        fits = ", ".join(f"{fit} {n}" for fit, n in report["annotation_fit"].items())
+        header.append(f"scenes whose <size> is not their photo's: {fits}")
     unreadable = report.get("unreadable", {"count": 0, "examples": []})
     line = f"unreadable images skipped: {unreadable['count']}"
     if unreadable["examples"]:
