@@ -86,7 +86,8 @@ class App:
 
         return [
             Stage("logging", ("logging",), _apply_log_level, stop=lambda _: None),
-            Stage("alarm", ("alarm",), self._alarm),
+            # events.state_dir too: the pins it drives are remembered there for `check --outputs-off`
+            Stage("alarm", ("alarm", "events.state_dir"), self._alarm),
             Stage("detector", ("detector", "decision.roi"), self._detector, stop=_close_if_possible),
             Stage("classifier", ("classifier",), self._classifier, stop=_close_if_possible),
             Stage(
@@ -186,6 +187,10 @@ class App:
 
     def _run_loop(self):
         p = self.parts
+        # A loop learns the camera's state afresh and clears only a fault it showed itself: one left by
+        # the loop before a reload would flash "camera lost" over a camera that works (its source fixed).
+        # If the camera is still lost, the new loop's first read shows the fault again.
+        p["alarm"].clear_fault()
         remaining = None if self.max_frames is None else max(self.max_frames - self.frames, 0)
         summary = run_loop(
             p["source"],

@@ -2,14 +2,15 @@
 
 config.yaml is the only thing users edit, so a mistake in it must say which key, what value, and what is
 allowed, and must never start a half-configured alarm. Each section is a frozen dataclass whose fields
-carry their bounds; `load_config` rejects unknown keys (suggesting the near one) and out-of-range values,
-naming the key path (`alarm.buzzer_pin`).
+carry their bounds; `load_config` rejects unknown keys (suggesting the near one), keys given twice and
+out-of-range values, naming the key path (`alarm.buzzer_pin`).
 """
 
 from __future__ import annotations
 
 import dataclasses
 import difflib
+import math
 import os
 import types
 import typing
@@ -156,7 +157,11 @@ class AlarmConfig:
     ok_led_pin: int | None = _opt(None, "BCM pin of an optional green 'ok' LED; null = none", lo=0, hi=27)
     buzzer_pin: int | None = _opt(18, "BCM pin of the buzzer; null = none", lo=0, hi=27)
     buzzer_type: str = _opt("active", "active Buzzer or passive TonalBuzzer", choices=("active", "tonal"))
-    active_high: bool = _opt(True, "outputs are on when the pin is high")
+    active_high: bool = _opt(
+        True,
+        "the LEDs and an active buzzer are on when their pin is high; false = when low "
+        "(a tonal buzzer ignores it: its pin plays a square wave and is low while silent)",
+    )
     duration_s: float = _opt(3.0, "how long one alarm pattern plays", lo=0.2, hi=60.0)
 
 
@@ -243,13 +248,14 @@ def _check_scalar(path: str, value: Any, tp, meta: dict) -> Any:
     if tp is int:
         if isinstance(value, bool) or not isinstance(value, int):
             raise ConfigError(f"{path}: expected a whole number, got {value!r}")
+        value = int(value)
     elif tp is float:
         if isinstance(value, bool) or not isinstance(value, int | float):
             raise ConfigError(f"{path}: expected a number, got {value!r}")
-        value = float(value)
+        value = _as_float(value)
     elif tp is str:
         if isinstance(value, int | float) and not isinstance(value, bool):
-            value = str(value)  # `source: 0` means USB camera 0
+            value = getattr(value, "text", str(value))  # `source: 0` means USB camera 0; `0123` stays
         if not isinstance(value, str):
             raise ConfigError(f"{path}: expected text, got {value!r}")
     lo, hi, choices = meta.get("lo"), meta.get("hi"), meta.get("choices")
@@ -258,6 +264,14 @@ def _check_scalar(path: str, value: Any, tp, meta: dict) -> Any:
     if (lo is not None and not value >= lo) or (hi is not None and not value <= hi):  # NaN fails both
         raise ConfigError(f"{path}: {value!r} is out of range [{lo}, {hi}]")
     return value
+
+
+def _as_float(value: int | float) -> float:
+    """A whole number too large for a float (300 digits) is infinite, so the range check names the key."""
+    try:
+        return float(value)
+    except OverflowError:
+        return math.inf if value > 0 else -math.inf
 
 
 def _build(cls, data: Any, path: str):
@@ -363,13 +377,79 @@ def load_config(path: str | os.PathLike | None) -> Config:
         line = _line_of(path.read_bytes(), exc.start)
         raise ConfigError(f"{path}: line {line} is not UTF-8 (byte 0x{exc.object[exc.start]:02x})") from exc
     try:
-        data = yaml.safe_load(text)
+        return parse_config(_read_yaml(text))
     except yaml.YAMLError as exc:
         raise ConfigError(f"{path}: not valid YAML: {exc}") from exc
-    try:
-        return parse_config(data)
     except ConfigError as exc:
         raise ConfigError(f"{path}: {exc}") from exc
+
+
+class _Int(int):
+    """A whole number from the file that keeps its text: YAML 1.1 reads `password: 0123` as 83."""
+
+    text = ""
+
+
+class _Float(float):
+    """A number with a point from the file that keeps its text (`node_id: 1.50` is not "1.5")."""
+
+    text = ""
+
+
+def _keeping_text(kind, construct):
+    """A YAML constructor for `kind` (_Int, _Float) that builds the number as usual, then adds its text."""
+
+    def constructor(loader, node):
+        number = kind(construct(loader, node))
+        number.text = node.value
+        return number
+
+    return constructor
+
+
+class _Loader(yaml.SafeLoader):
+    """safe_load whose numbers keep the text they were written as, for the keys that take text."""
+
+
+_Loader.add_constructor("tag:yaml.org,2002:int", _keeping_text(_Int, yaml.SafeLoader.construct_yaml_int))
+_Loader.add_constructor(
+    "tag:yaml.org,2002:float", _keeping_text(_Float, yaml.SafeLoader.construct_yaml_float)
+)
+
+
+def _read_yaml(text: str) -> Any:
+    """The YAML document in `text`, its numbers keeping their text, refusing a key given twice."""
+    loader = _Loader(text)
+    try:
+        node = loader.get_single_node()
+        if node is None:
+            return None
+        _refuse_repeated_keys(node, "", set())
+        return loader.construct_document(node)
+    finally:
+        loader.dispose()
+
+
+def _refuse_repeated_keys(node: yaml.Node, path: str, seen: set[int]) -> None:
+    """YAML keeps the last of two equal keys without a word: a second `alarm:` appended to the file
+    silently reset every key of the first one. Both lines are named so that the user can keep one."""
+    if id(node) in seen:  # an alias: already checked where its anchor is
+        return
+    seen.add(id(node))
+    if isinstance(node, yaml.SequenceNode):
+        for i, item in enumerate(node.value):
+            _refuse_repeated_keys(item, f"{path}[{i}]", seen)
+    elif isinstance(node, yaml.MappingNode):
+        lines: dict[str, int] = {}
+        for key_node, value_node in node.value:
+            key = key_node.value if isinstance(key_node, yaml.ScalarNode) else None  # else not a config key
+            key_path = ".".join(filter(None, [path, str(key)]))
+            if key is not None:
+                line = key_node.start_mark.line + 1
+                if key in lines:
+                    raise ConfigError(f"{key_path}: given twice (lines {lines[key]} and {line}): keep one")
+                lines[key] = line
+            _refuse_repeated_keys(value_node, key_path, seen)
 
 
 def replace(config: Config, **sections: dict) -> Config:

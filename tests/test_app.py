@@ -361,6 +361,58 @@ def test_a_person_after_a_reload_never_takes_the_track_id_of_one_before_it(tmp_p
     assert not before & after
 
 
+def test_a_reload_that_brings_the_camera_back_ends_the_fault_flash(tmp_path, pins):
+    # The camera was lost (the fault flash on), the user fixed camera.source and sent SIGHUP: the
+    # source is rebuilt, the alarm is not, and the frames must not run under a "camera lost" flash.
+    lost = tmp_path / "not-plugged-in"
+    lost.mkdir()
+    camera = {"loop": True, "fps_limit": 0, "retry_initial_s": 0.1, "retry_max_s": 1.0}
+    config = write_config(tmp_path / "config.yaml", camera={**camera, "source": str(lost)})
+    app: App
+    alarm_states = []
+
+    def stop_after_some_frames(result):
+        alarm_states.append(app.parts["alarm"].state)
+        if result.index == 3:
+            app.request_stop()
+
+    def fix_the_source():
+        source = write_folder(empty(3), tmp_path / "frames")
+        write_config(config, camera={**camera, "source": str(source)})
+        app.request_reload()
+
+    app = App(config, pin_factory=pins, clock=StepClock(), state_dir=tmp_path / "s",
+              extra_observers=[Recorder(on_frame=stop_after_some_frames)])  # fmt: skip
+    reload = threading.Timer(0.5, fix_the_source)
+    reload.start()
+    try:
+        assert app.run() == 0
+    finally:
+        reload.cancel()
+    assert True in [s.state for s in pins.pin(RED).states], "the fault flash showed while the camera was lost"
+    assert alarm_states == ["idle"] * 4, "no fault pattern once frames come"
+    assert_all_off_and_released(pins, RED, BUZZER, GREEN)
+
+
+def test_a_reload_that_moves_the_state_folder_remembers_the_alarm_pins_there(tmp_path, pins):
+    # `maskwatch check --outputs-off` (after a crash) looks for the pins the daemon drove in the
+    # state folder of config.yaml: after a reload that moved it, they must be found there.
+    from edge.driven_outputs import recall
+
+    config = write_config(tmp_path / "config.yaml", events={"state_dir": str(tmp_path / "old")})
+    app = App(config, source=str(write_folder(empty(2), tmp_path / "f")), pin_factory=pins)
+    app.config = app.load()
+    app._start(app.stages(), app.config)
+    try:
+        assert recall(tmp_path / "old") == app.config.alarm
+        write_config(config, events={"state_dir": str(tmp_path / "new")})
+        assert app.reload() is True
+        assert recall(tmp_path / "new") == app.config.alarm
+    finally:
+        app._stop(app.stages())
+    assert_all_off_and_released(pins, RED, BUZZER, GREEN)
+
+
 class _SignalAtClear(threading.Event):
     """The app's interrupt event; a SIGTERM lands in the instant before its first clear()."""
 

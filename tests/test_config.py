@@ -123,3 +123,36 @@ def test_replace_validates_again():
     assert config.camera.source == "demo" and config.alarm == Config().alarm
     with pytest.raises(ConfigError, match=r"camera\.width"):
         replace(Config(), camera={"width": 5})
+
+
+def test_a_key_given_twice_is_an_error_naming_it_and_both_lines(tmp_path):
+    # YAML keeps the last of two equal keys: a second `alarm:` appended to the file silently dropped
+    # every key of the first one (its led_pin back to the default), with no word in the log.
+    path = tmp_path / "config.yaml"
+    path.write_text("alarm:\n  led_pin: 22\ncamera:\n  loop: true\nalarm:\n  buzzer_type: tonal\n")
+    with pytest.raises(ConfigError, match=r"config\.yaml: alarm: given twice \(lines 1 and 5\)"):
+        load_config(path)
+    path.write_text("alarm:\n  led_pin: 22\n  ok_led_pin: 5\n  led_pin: 23\n")
+    with pytest.raises(ConfigError, match=r"config\.yaml: alarm\.led_pin: given twice \(lines 2 and 4\)"):
+        load_config(path)
+
+
+def test_text_keys_keep_digits_as_written(tmp_path):
+    # YAML 1.1 reads 0123 as octal 83, 12:30 as 750 (base 60) and 1_000 as 1000: a password or token
+    # of digits became another one, and the broker or the status page refused it without saying why.
+    path = tmp_path / "config.yaml"
+    path.write_text(
+        "camera:\n  source: 0\n"
+        "mqtt:\n  password: 0123\n  username: 12:30\n  node_id: 1.50\n"
+        "status:\n  token: 1_000\n"
+    )
+    config = load_config(path)
+    assert config.camera.source == "0"
+    assert (config.mqtt.password, config.mqtt.username, config.mqtt.node_id) == ("0123", "12:30", "1.50")
+    assert config.status.token == "1_000"
+    assert type(config.alarm.led_pin) is int and load_config(path) == config
+
+
+def test_a_number_too_large_for_a_float_is_out_of_range_naming_the_key():
+    with pytest.raises(ConfigError, match=r"^camera\.fps_limit: inf is out of range \[0\.0, 120\.0\]$"):
+        parse_config({"camera": {"fps_limit": 10**400}})
