@@ -6,7 +6,7 @@ import dataclasses
 
 import pytest
 
-from train.data import FaceRecord
+from train.data import CROSS_SOURCE_LINKS, FaceRecord, join_linked_groups, read_links
 from train.splits import hold_out, split_records
 
 
@@ -90,3 +90,56 @@ def test_holding_out_a_source_drops_the_masks_drawn_on_it_and_names_unknown_sour
     assert hold_out(records, ()) == (records, [])
     with pytest.raises(ValueError, match="scenez"):
         hold_out(records, ("scenez",))
+
+
+def _copied_photo_records() -> list[FaceRecord]:
+    """A web photo filed in faces2 that is also an andrewmvd scene (two faces), plus other faces."""
+    records = [
+        FaceRecord(
+            "faces2/with_mask/web.jpg", "faces2", "with_mask", "faces2:g7", "faces2/with_mask/web.jpg"
+        ),
+        FaceRecord("scenes/images/s1.jpg#0", "scenes", "with_mask", "scenes:s1", "scenes/images/s1.jpg"),
+        FaceRecord("scenes/images/s1.jpg#1", "scenes", "without_mask", "scenes:s1", "scenes/images/s1.jpg"),
+    ]
+    for i in range(30):
+        records.append(FaceRecord(f"f{i}.jpg", "faces2", "without_mask", f"faces2:h{i}", f"f{i}.jpg"))
+        records.append(FaceRecord(f"s{i}.jpg#0", "scenes", "with_mask", f"scenes:t{i}", f"s{i}.jpg"))
+    return records
+
+
+LINKS = [("faces2/with_mask/web.jpg", "scenes/images/s1.jpg")]
+
+
+def test_a_photo_in_two_folders_keeps_its_copies_on_one_side_for_every_seed():
+    records = join_linked_groups(_copied_photo_records(), LINKS)
+    copies = {"faces2/with_mask/web.jpg", "scenes/images/s1.jpg#0", "scenes/images/s1.jpg#1"}
+    for seed in range(20):
+        _, val = split_records(records, val_fraction=0.3, seed=seed)
+        assert len(copies & {r.key for r in val}) in (0, 3)
+
+
+def test_joined_groups_do_not_depend_on_record_or_link_order():
+    records = _copied_photo_records()
+    joined = join_linked_groups(records, LINKS)
+    reversed_links = [(b, a) for a, b in LINKS]
+    again = join_linked_groups(records[::-1], reversed_links)[::-1]
+    assert [r.group for r in joined] == [r.group for r in again]
+    assert len({r.group for r in joined if r.image in LINKS[0]}) == 1
+
+
+def test_holding_out_a_source_drops_its_copies_in_the_other_folders():
+    records = join_linked_groups(_copied_photo_records(), LINKS)
+    kept, held = hold_out(records, ("scenes",))
+    assert "faces2/with_mask/web.jpg" not in {r.key for r in kept}
+    assert {"scenes/images/s1.jpg#0", "scenes/images/s1.jpg#1"} <= {r.key for r in held}
+    kept, held = hold_out(records, ("faces2",))
+    assert not {"scenes/images/s1.jpg#0", "scenes/images/s1.jpg#1"} & {r.key for r in kept}
+    assert "faces2/with_mask/web.jpg" in {r.key for r in held}
+
+
+def test_the_shipped_links_join_images_of_two_folders():
+    links = read_links(CROSS_SOURCE_LINKS)
+    assert links
+    for image, linked in links:
+        assert image.split("/")[0] != linked.split("/")[0], (image, linked)
+    assert len(set(links)) == len(links)

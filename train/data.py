@@ -11,7 +11,7 @@ from __future__ import annotations
 
 import csv
 import logging
-from dataclasses import asdict, dataclass, field
+from dataclasses import asdict, dataclass, field, replace
 from pathlib import Path
 
 from edge.datasets import load_image_bgr, read_voc_scenes
@@ -24,6 +24,8 @@ SCENES = "scenes"
 MASKEDFACENET = "synthetic_masked"
 # faces2 files masks worn below the nose as with_mask; the product calls that worn wrongly (see the file)
 FACES2_RELABELS = Path(__file__).with_name("faces2_relabels.csv")
+# The same photo filed in two folders (faces2 web photos that are andrewmvd scenes); see read_links
+CROSS_SOURCE_LINKS = Path(__file__).with_name("cross_source_links.csv")
 # Sources photographed from real people; MaskedFace-Net and our own synthesized masks are not.
 REAL_SOURCES = (FACES2, SCENES)
 
@@ -166,9 +168,44 @@ def scene_records(data_root: Path) -> list[FaceRecord]:
     return records
 
 
-def real_records(data_root: Path, relabels: dict[str, str] | None = None) -> list[FaceRecord]:
+def read_links(path: Path = CROSS_SOURCE_LINKS) -> list[tuple[str, str]]:
+    """(image, linked image) pairs of data paths that show the same photo in two shared folders.
+
+    The data's own groups stop at a folder's edge: faces2/groups.csv and near_duplicate_groups.csv never
+    name the other folder, yet some faces2 web photos are andrewmvd scenes (cropped, mirrored or pasted
+    into a collage). Found with ORB feature matches and checked by eye; without the link a face can be
+    trained on as a scene box and validated on as a faces2 photo.
+    """
+    return [(row["image"], row["linked_image"]) for row in _read_csv(path)]
+
+
+def join_linked_groups(records: list[FaceRecord], links: list[tuple[str, str]]) -> list[FaceRecord]:
+    """`records` with the groups of linked images merged into one, named by its first group in sorted
+    order so the result depends on neither record nor link order; links to absent images are ignored."""
+    parent: dict[str, str] = {}
+
+    def root(group: str) -> str:
+        while parent.get(group, group) != group:
+            group = parent[group]
+        return group
+
+    groups_of: dict[str, set[str]] = {}
+    for record in records:
+        groups_of.setdefault(record.image, set()).add(record.group)
+    for image, linked in links:
+        if image in groups_of and linked in groups_of:
+            first, *others = sorted(groups_of[image] | groups_of[linked])
+            for group in others:
+                low, high = sorted((root(first), root(group)))
+                parent[high] = low
+    return [replace(r, group=root(r.group)) if root(r.group) != r.group else r for r in records]
+
+
+def real_records(
+    data_root: Path, relabels: dict[str, str] | None = None, links: list[tuple[str, str]] | None = None
+) -> list[FaceRecord]:
     """Every face of the three shared folders, in a fixed order; `relabels` as in faces2_records (`{}`:
-    faces2's labels as published)."""
+    faces2's labels as published); groups joined across folders by `links` (default: read_links())."""
     data_root = Path(data_root)
     sizes = read_manifest_sizes(data_root)
     records = (
@@ -176,6 +213,7 @@ def real_records(data_root: Path, relabels: dict[str, str] | None = None) -> lis
         + scene_records(data_root)
         + maskedfacenet_records(data_root)
     )
+    records = join_linked_groups(records, read_links() if links is None else links)
     unknown = {r.label for r in records} - set(LABELS)
     if unknown:
         raise ValueError(f"{data_root}: labels {sorted(unknown)} are not in {LABELS}")

@@ -25,7 +25,8 @@ def _order_key(group: str, seed: int) -> str:
 def split_groups(records: list[FaceRecord], val_fraction: float = 0.2, seed: int = 0) -> set[str]:
     """The set of groups that go to validation: about `val_fraction` of each source's faces.
 
-    Synthesized records (source `synth:<x>`) are counted with their source `<x>`, since they share groups.
+    Synthesized records (source `synth:<x>`) are not counted: they follow the group of the face they
+    were drawn on. A group joined across sources (train/data.py read_links) is counted in each of them.
     """
     if not 0.0 < val_fraction < 1.0:
         raise ValueError(f"val_fraction must be between 0 and 1, got {val_fraction}")
@@ -61,10 +62,12 @@ def split_records(
 def hold_out(
     records: list[FaceRecord], sources: tuple[str, ...]
 ) -> tuple[list[FaceRecord], list[FaceRecord]]:
-    """(kept, held out): a held-out source's real faces are held out, masks drawn on them are dropped.
+    """(kept, held out): a held-out source's real faces are held out; masks drawn on them, and faces
+    of other sources in a held-out face's group (the same photo in two folders), are dropped.
 
     Drawn masks on held-out faces are not scored: the question a held-out source answers is how the
-    model does on real faces it has never seen, and a drawn face shares its photo with a real one.
+    model does on real faces it has never seen, and a drawn face shares its photo with a real one. For
+    the same reason a copy of a held-out photo in another folder must not be trained on.
     """
     unknown = set(sources) - {r.source for r in records}
     if unknown:
@@ -72,6 +75,9 @@ def hold_out(
             f"held-out source(s) {sorted(unknown)} not in the data (sources: {sorted({r.source for r in records})})"
         )
     drawn = {f"synth:{s}" for s in sources}
-    kept = [r for r in records if r.source not in sources and r.source not in drawn]
     held = [r for r in records if r.source in sources]
+    held_groups = {r.group for r in held}
+    kept = [
+        r for r in records if r.source not in sources and r.source not in drawn and r.group not in held_groups
+    ]
     return kept, held
