@@ -4,7 +4,7 @@ VENV ?= .venv
 PY := $(VENV)/bin/python
 PIP := $(PY) -m pip
 
-.PHONY: demo test test-pi-stack setup-edge setup-dev detector lint
+.PHONY: demo test test-pi-stack test-arm64 setup-edge setup-dev detector lint
 
 $(VENV)/.created:
 	$(PYTHON) -m venv $(VENV)
@@ -63,6 +63,10 @@ test-pi-stack: $(addsuffix /.created,$(PI_STACK_VENVS)) detector
 		$$venv/bin/python -c "import numpy, cv2; print('$$venv: numpy', numpy.__version__, 'OpenCV', cv2.__version__)"; \
 		MASKWATCH_TEST_RUNTIME=$${stack#*:} $$venv/bin/python $(PI_STACK_PYTEST) || exit 1; \
 	done
+
+# The model and pipeline tests on a Pi's arm64 stack under qemu-user (slow; root for apt): see the script.
+test-arm64: detector
+	bash tests/install/arm64_stack.sh
 
 lint: $(VENV)/.dev
 	$(VENV)/bin/ruff check --quiet .
