@@ -360,6 +360,26 @@ def parse_alarm_section(data: Any) -> AlarmConfig:
     return _build(AlarmConfig, data, "alarm")
 
 
+def load_sections_alone(
+    path: str | os.PathLike, names: tuple[str, ...]
+) -> tuple[dict[str, Any], dict[str, ConfigError]]:
+    """The named sections of a file that does not load whole, each validated on its own, and the errors
+    of those that are wrong too: a section that is fine is known (the alarm's pins, the state folder)
+    although another one has a typo. A file that is no YAML mapping gives no section; OSError,
+    UnicodeDecodeError and yaml.YAMLError rise."""
+    data = _read_yaml(Path(path).read_text(encoding="utf-8"))
+    if not isinstance(data, dict):
+        return {}, {}
+    hints = typing.get_type_hints(Config)
+    sections, errors = {}, {}
+    for name in names:
+        try:
+            sections[name] = _build(hints[name], data.get(name), name)
+        except ConfigError as exc:
+            errors[name] = exc
+    return sections, errors
+
+
 def _line_of(data: bytes, offset: int) -> int:
     return data.count(b"\n", 0, offset) + 1
 

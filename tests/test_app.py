@@ -715,6 +715,32 @@ def test_check_outputs_off_after_a_bad_edit_switches_off_the_pins_the_daemon_dro
     assert_all_off_and_released(pins, RED, BUZZER, GREEN, 22, 23)
 
 
+def test_check_outputs_off_after_a_bad_edit_finds_the_driven_pins_in_the_configured_state_folder(
+    tmp_path, pins, capsys, monkeypatch
+):
+    """events.state_dir moved the daemon's memory of its pins; a typo in another section must not hide it."""
+    from argparse import Namespace
+
+    from edge.commands import check
+
+    monkeypatch.delenv("MASKWATCH_STATE_DIR", raising=False)
+    state = tmp_path / "custom-state"
+    config = write_config(tmp_path / "config.yaml", events={"state_dir": str(state)})
+    app = App(config, source=str(write_folder(empty(2), tmp_path / "f")), pin_factory=pins, clock=StepClock())
+    assert app.run() == 0  # drove 17, 18 and 27, remembered in events.state_dir
+    assert (state / "alarm-outputs.json").exists()
+    config.write_text(
+        f"events:\n  state_dir: {state}\nalarm:\n  led_pin: 22\n  buzzer_pin: 23\ncamera:\n  fps_limit: fast\n"
+    )
+    for n in (RED, BUZZER, GREEN, 22, 23):  # left on by a daemon killed mid-alarm
+        pins.pin(n).function = "output"
+        pins.pin(n).state = True
+    args = Namespace(config=config, source=None, skip_camera=True, skip_alarm=True, outputs_off=True)
+    assert check.handle(args) == 1, "the config check still fails"
+    assert "red LED GPIO17, buzzer GPIO18, green LED GPIO27" in capsys.readouterr().out
+    assert_all_off_and_released(pins, RED, BUZZER, GREEN, 22, 23)
+
+
 def test_check_outputs_off_with_an_unreadable_config_and_nothing_remembered_uses_the_default_pins(
     tmp_path, pins, capsys
 ):

@@ -158,14 +158,21 @@ def _check_alarm(config):
 
 def _outputs_off(path: Path | None, config):
     """Every pin the daemon may have left on: those it last drove (edge.driven_outputs) and the
-    configured ones; with a config that does not load, its alarm section alone, else the defaults."""
+    configured ones. With a config that does not load, its alarm and events sections are read alone,
+    and the pins remembered in both its state folder and the default one are switched off."""
     from edge.alarm import Alarm
     from edge.config import Config
     from edge.driven_outputs import recall
     from edge.observers import state_dir_for
 
-    configured = config.alarm if config is not None else _alarm_section_alone(path)
-    sections = dict.fromkeys(s for s in (recall(state_dir_for(config or Config())), configured) if s)
+    if config is not None:
+        configured, state_dirs = config.alarm, [state_dir_for(config)]
+    else:
+        alone = _sections_alone(path)
+        configured = alone.alarm
+        state_dirs = [state_dir_for(alone), state_dir_for(Config())]
+    remembered = [recall(folder) for folder in dict.fromkeys(state_dirs)]
+    sections = dict.fromkeys(s for s in (*remembered, configured) if s)
     switched = []
     for section in sections:
         with Alarm(section) as alarm:  # opening drives every output to its off level; closing keeps it
@@ -173,16 +180,19 @@ def _outputs_off(path: Path | None, config):
     return None, "; ".join(s for s in switched if s) or "no outputs configured"
 
 
-def _alarm_section_alone(path: Path | None):
+def _sections_alone(path: Path | None):
+    """A Config of the file's alarm and events sections read alone (the defaults where they are wrong)."""
     import yaml
 
-    from edge.config import AlarmConfig, ConfigError, parse_alarm_section
+    from edge.config import Config, load_sections_alone
 
+    if path is None:
+        return Config()
     try:
-        data = yaml.safe_load(path.read_text(encoding="utf-8")) if path is not None else None
-        return parse_alarm_section(data.get("alarm") if isinstance(data, dict) else None)
-    except (OSError, UnicodeDecodeError, yaml.YAMLError, ConfigError) as exc:
-        log.warning(
-            "the config's alarm section cannot be read either (%s): switching the default pins off", exc
-        )
-        return AlarmConfig()
+        sections, errors = load_sections_alone(path, ("alarm", "events"))
+    except (OSError, UnicodeDecodeError, yaml.YAMLError) as exc:
+        sections, errors = {}, {"alarm": exc}
+    for name, exc in errors.items():
+        default = "the default pins" if name == "alarm" else "the default state folder"
+        log.warning("the config's %s section cannot be read either (%s): using %s", name, exc, default)
+    return Config(**sections)
