@@ -328,6 +328,15 @@ def _check_cross_fields(section: Any, path: str) -> None:
                 raise ConfigError(
                     f"{path}.roi: expected [x1, y1, x2, y2] with x1 < x2 and y1 < y2, got {section.roi}"
                 )
+    if isinstance(section, MqttConfig):
+        for key in ("topic_prefix", "discovery_prefix"):
+            value = getattr(section, key)
+            # a broker drops every connect whose last will has such a topic, and paho refuses to publish
+            if not value or any(c in value for c in "+#\0"):
+                raise ConfigError(
+                    f"{path}.{key}: {value!r} cannot start an MQTT topic (empty, or with '+', '#' or NUL); "
+                    f"use words separated by '/', e.g. {MqttConfig.__dataclass_fields__[key].default!r}"
+                )
     if isinstance(section, CameraConfig) and section.retry_initial_s > section.retry_max_s:
         raise ConfigError(
             f"{path}.retry_initial_s: must not exceed camera.retry_max_s ({section.retry_max_s})"

@@ -156,3 +156,11 @@ def test_text_keys_keep_digits_as_written(tmp_path):
 def test_a_number_too_large_for_a_float_is_out_of_range_naming_the_key():
     with pytest.raises(ConfigError, match=r"^camera\.fps_limit: inf is out of range \[0\.0, 120\.0\]$"):
         parse_config({"camera": {"fps_limit": 10**400}})
+
+
+@pytest.mark.parametrize(
+    "key, value", [("topic_prefix", "site/+"), ("discovery_prefix", "ha/#"), ("topic_prefix", "")]
+)
+def test_an_mqtt_prefix_that_cannot_start_a_topic_is_a_config_error_naming_the_key(key, value):
+    with pytest.raises(ConfigError, match=rf"mqtt\.{key}: .* cannot start an MQTT topic"):
+        parse_config({"mqtt": {key: value}})

@@ -53,6 +53,21 @@ def test_log_rotates_by_size_and_keeps_the_newest(tmp_path):
     assert set(record) >= {"id", "time", "ts", "class", "score", "track_id", "track_length", "face_px", "box"}
 
 
+def test_a_line_torn_by_a_power_cut_costs_only_itself(tmp_path):
+    """A power cut can leave the log's last line half written; the next event must start on a new line,
+    or it is glued to the torn one and lost to every reader too."""
+    clock = FakeClock()
+    (tmp_path / "events.jsonl").write_text('{"id": "a", "class": "without_mask"}\n{"id": "b", "cla')
+    log = EventLog(tmp_path, clock=clock)
+    log.on_event(alarm(track_id=7))
+    log.on_event(alarm(track_id=8))
+    assert log.flush()
+    log.close()
+    lines = (tmp_path / "events.jsonl").read_text().splitlines()
+    assert lines[1] == '{"id": "b", "cla'
+    assert [json.loads(line)["track_id"] for line in lines[2:]] == [7, 8]
+
+
 def test_daily_counts_survive_a_restart_and_roll_over(tmp_path):
     clock = FakeClock()  # Wednesday
     log = EventLog(tmp_path, clock=clock)
@@ -239,6 +254,26 @@ def test_snapshot_retention_by_days_and_total_size(tmp_path):
     name = saver.save(alarm(image=image), "new-t1")  # a real JPEG, far above the 2500 bytes left
     assert saver.flush()
     assert [p.name for p in saver.files()] == [name], "a new snapshot pushes the oldest out"
+    saver.close()
+
+
+def test_old_snapshots_are_deleted_even_when_no_new_ones_are_taken(tmp_path):
+    """Snapshots show faces: "deleted after snapshot_keep_days" must hold in a quiet week too, not only
+    when the next violation is saved or the daemon restarts."""
+    clock = FakeClock()
+    snaps = tmp_path / "snaps"
+    snaps.mkdir()
+    old = snaps / "20240501-080000-t1_without_mask.jpg"
+    old.write_bytes(b"x" * 1000)
+    os.utime(old, (clock(),) * 2)
+    saver = SnapshotSaver(snaps, keep_days=7, max_bytes=1e9, clock=clock)
+    assert saver.flush() and old.exists()
+
+    for day in range(1, 10):  # the daemon watches an empty doorway for nine days
+        clock.advance(DAY)
+        saver.on_frame(frame_result(day, []))
+        assert saver.flush()
+        assert old.exists() == (day <= 7), day
     saver.close()
 
 

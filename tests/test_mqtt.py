@@ -17,7 +17,7 @@ import paho.mqtt.client as paho
 import pytest
 from loop_records import alarm, face, frame_result
 
-from edge.observers.mqtt import MqttPublisher
+from edge.observers.mqtt import MqttConfigError, MqttPublisher
 
 MOSQUITTO = shutil.which("mosquitto") or "/usr/sbin/mosquitto"
 pytestmark = pytest.mark.skipif(
@@ -244,3 +244,66 @@ def test_a_dead_or_silent_broker_never_blocks_the_loop():
             pub.close()
             assert time.perf_counter() - started < 5
     silent.close()
+
+
+@pytest.mark.parametrize("key", ["topic_prefix", "discovery_prefix"])
+@pytest.mark.parametrize("value", ["site/+", "ha/#", "a\0b", ""])
+def test_prefixes_that_are_not_publishable_topics_are_refused_at_start(key, value):
+    """A wildcard in topic_prefix made the broker drop every connect in silence; in discovery_prefix the
+    publisher thread retried the refused message forever at full CPU. Both are config mistakes: say so."""
+    with pytest.raises(MqttConfigError, match=f"mqtt.{key}"):
+        MqttPublisher(host="127.0.0.1", port=free_port(), **{key: value})
+
+
+class RefusingClient:
+    """A paho stand-in that connects at once and refuses (ValueError) to publish one topic, as paho does
+    for a topic it finds invalid."""
+
+    def __init__(self, client_id: str, refused: str):
+        self.refused, self.tried, self.sent = refused, [], []
+
+    def username_pw_set(self, *a): ...
+    def will_set(self, *a, **kw): ...
+    def reconnect_delay_set(self, **kw): ...
+    def connect_async(self, *a, **kw): ...
+    def disconnect(self): ...
+    def loop_stop(self): ...
+
+    def loop_start(self):
+        self.on_connect(self, None, {}, 0)
+
+    def publish(self, topic, payload, qos=0, retain=False):
+        self.tried.append(topic)
+        if topic == self.refused:
+            raise ValueError("Publish topic cannot contain wildcards.")
+        self.sent.append(topic)
+        return Sent()
+
+
+class Sent:
+    """paho's MQTTMessageInfo for a message handed to the socket."""
+
+    rc = 0
+
+    def wait_for_publish(self, timeout=None):
+        return True
+
+
+def test_a_message_the_client_refuses_is_dropped_not_retried_forever():
+    """A ValueError from publish never goes away: retrying it spun a core and blocked every later message."""
+    refused = "homeassistant/binary_sensor/maskwatch_door1/violation/config"
+    clients = []
+
+    def factory(client_id):
+        clients.append(RefusingClient(client_id, refused))
+        return clients[-1]
+
+    pub = publisher(1, client_factory=factory)
+    try:
+        pub.on_event(alarm(track_id=5))
+        assert pub.flush(5)
+        client = clients[0]
+        assert client.tried.count(refused) == 1
+        assert "maskwatch/door1/availability" in client.sent and "maskwatch/door1/event" in client.sent
+    finally:
+        pub.close()

@@ -326,3 +326,71 @@ def test_status_page_off_by_default_and_on_with_a_port(tmp_path):
     finally:
         for o in observers:
             o.close()
+
+
+def test_head_of_the_stream_sends_headers_only_and_encodes_nothing(page):
+    """HEAD must not stream: a body would break HTTP framing, and each HEAD would count as a viewer and
+    start the encoder for nobody."""
+    page.preview.on_frame(frame_result(0))
+    conn = http.client.HTTPConnection("127.0.0.1", page.port, timeout=5)
+    conn.request("HEAD", "/stream.mjpg")
+    response = conn.getresponse()
+    assert response.status == 200
+    assert response.getheader("Content-Type") == "multipart/x-mixed-replace; boundary=frame"
+    conn.sock.settimeout(1.0)
+    try:
+        trailing = conn.sock.recv(1024)
+    except TimeoutError:
+        trailing = b"(nothing, connection still open)"
+    assert trailing in (b"", b"(nothing, connection still open)"), trailing[:40]
+    conn.close()
+    assert page.preview.viewers == 0 and page.preview.frames_encoded == 0
+
+
+def test_idle_connections_cannot_pile_up_handler_threads(page):
+    """Each connection gets a thread before any token is checked; held-open sockets from anyone on the LAN
+    must not grow threads without bound (the alarm and its blinking need threads too)."""
+    import socket
+
+    from edge.observers.status_server import MAX_CONNECTIONS
+
+    before = threading.active_count()
+    idle = [socket.create_connection(("127.0.0.1", page.port)) for _ in range(MAX_CONNECTIONS + 40)]
+    try:
+        time.sleep(0.5)
+        assert threading.active_count() <= before + MAX_CONNECTIONS
+    finally:
+        for s in idle:
+            s.close()
+    deadline = time.monotonic() + 5
+    while threading.active_count() > before and time.monotonic() < deadline:
+        time.sleep(0.05)
+    assert get(page.url + "healthz")[0] == 503, "closed connections free their slots"
+
+
+def test_a_wrong_token_in_the_address_never_replaces_a_good_cookie(clock):
+    """An old bookmarked ?token= must not sign out a browser that holds the current cookie."""
+    server = StatusServer(
+        host="127.0.0.1", port=0, token=TOKEN, metrics=LoopMetrics(clock=clock), preview=PreviewStream()
+    )
+    try:
+        conn = http.client.HTTPConnection("127.0.0.1", server.port, timeout=5)
+        conn.request("GET", "/?token=old-token", headers={"Cookie": f"maskwatch_token={TOKEN}"})
+        response = conn.getresponse()
+        response.read()
+        conn.close()
+        assert "old-token" not in (response.getheader("Set-Cookie") or "")
+    finally:
+        server.close()
+
+
+def test_bearer_scheme_is_case_insensitive(clock):
+    """RFC 7235: the auth scheme is case-insensitive; some scrapers and proxies send `bearer`."""
+    server = StatusServer(
+        host="127.0.0.1", port=0, token=TOKEN, metrics=LoopMetrics(clock=clock), preview=PreviewStream()
+    )
+    try:
+        assert get(server.url + "metrics", {"Authorization": f"bearer {TOKEN}"})[0] == 200
+        assert get(server.url + "metrics", {"Authorization": "bearer wrong"})[0] == 401
+    finally:
+        server.close()

@@ -111,6 +111,7 @@ class EventLog:
         self._recent: collections.deque[dict[str, Any]] = collections.deque(maxlen=RECENT_KEEP)
         self._counted_tracks: collections.OrderedDict[int, None] = collections.OrderedDict()
         self._counts_dirty = threading.Event()
+        self._tail_checked = False  # whether the log's last line was checked for a torn end
         self._worker = BackgroundWorker("events")
         self.guard.attempt(lambda: self.state_dir.mkdir(parents=True, exist_ok=True), self.state_dir)
         self.counts = self._load_counts()
@@ -191,8 +192,17 @@ class EventLog:
             size = 0
         if size and size + len(data) > self.max_bytes:
             self._rotate()
+            size = 0
+        if size and not self._tail_checked and not self._ends_with_newline():
+            data = b"\n" + data  # a power cut tore the last line: keep ours whole
+        self._tail_checked = True
         with open(self.log_path, "ab") as f:
             f.write(data)
+
+    def _ends_with_newline(self) -> bool:
+        with open(self.log_path, "rb") as f:
+            f.seek(-1, 2)
+            return f.read(1) == b"\n"
 
     def _rotate(self) -> None:
         """events.jsonl -> .1 -> .2 ... ; the one past `keep` is deleted."""

@@ -34,6 +34,7 @@ VIOLATION_LABELS = ("without_mask", "mask_weared_incorrect")
 CANDIDATES_PER_TRACK = 3
 FORGET_AFTER_FRAMES = 300  # a track unseen this many frames is dropped with its candidates
 FULL_FRAME_MIN_SCORE = 0.5  # below this violation probability a candidate keeps no full-resolution copy
+RETENTION_EVERY_S = 3600.0  # retention also runs this often without new snapshots, so old ones still go
 
 
 @dataclass(frozen=True)
@@ -147,6 +148,7 @@ class SnapshotSaver:
         self._current_full: np.ndarray | None = None
         self._worker = BackgroundWorker("snapshots", max_jobs=8)
         self._worker.submit(self._prepare)
+        self._next_retention = clock() + RETENTION_EVERY_S
 
     # -- Observer -----------------------------------------------------------------------------------------
 
@@ -170,6 +172,7 @@ class SnapshotSaver:
             del kept[CANDIDATES_PER_TRACK:]
         if result.index % 30 == 0:
             self._forget_old_tracks(result.index)
+        self._retention_due()
 
     def on_event(self, event: AlarmEvent) -> None:
         pass  # the events log calls `save` so the log line can name the file
@@ -244,6 +247,13 @@ class SnapshotSaver:
                 self.keep_days,
                 self.max_bytes / 1e6,
             )
+
+    def _retention_due(self) -> None:
+        """Queue retention once an hour: "deleted after keep_days" must hold when no violation comes."""
+        now = self._clock()
+        if now >= self._next_retention:
+            self._next_retention = now + RETENTION_EVERY_S
+            self._worker.submit(self._apply_retention)
 
     def _forget_old_tracks(self, index: int) -> None:
         for track_id in [t for t, seen in self._last_seen.items() if index - seen > FORGET_AFTER_FRAMES]:

@@ -34,6 +34,7 @@ log = logging.getLogger(__name__)
 PAGE = Path(__file__).with_name("page.html")
 COOKIE = "maskwatch_token"
 MAX_STREAM_VIEWERS = 4
+MAX_CONNECTIONS = 32  # handler threads at once; a browser keeps about 6 connections open
 SECRET_KEYS = {("status", "token"), ("mqtt", "password")}
 SNAPSHOT_NAME = re.compile(r"^[\w.-]+\.jpg$")
 
@@ -89,12 +90,11 @@ class StatusServer:
         self.snapshot_dir = snapshot_dir
         self.page = PAGE.read_bytes()
         self._closing = threading.Event()
-        server_class = _IPv6Server if ":" in host else ThreadingHTTPServer
+        server_class = _IPv6Server if ":" in host else _Server
         try:
             self._httpd = server_class((host, port), _make_handler(self))
         except OSError as exc:
             raise StatusServerError(f"status page cannot listen on {host}:{port}: {exc.strerror}") from exc
-        self._httpd.daemon_threads = True
         self.host, self.port = host, self._httpd.server_address[1]
         self._thread = threading.Thread(
             target=self._httpd.serve_forever,
@@ -136,15 +136,19 @@ class StatusServer:
         if not self.token:
             return True
         offered = []
-        auth = handler.headers.get("Authorization", "")
-        if auth.startswith("Bearer "):
-            offered.append(auth[7:].strip())
+        scheme, _, credentials = handler.headers.get("Authorization", "").partition(" ")
+        if scheme.lower() == "bearer":  # RFC 7235: the scheme is case-insensitive
+            offered.append(credentials.strip())
         offered.extend(query.get("token", []))
         for part in handler.headers.get("Cookie", "").split(";"):
             name, _, value = part.strip().partition("=")
             if name == COOKIE:
                 offered.append(unquote(value))
-        return any(hmac.compare_digest(o.encode(), self.token.encode()) for o in offered)
+        return any(self.is_token(o) for o in offered)
+
+    def is_token(self, offered: str) -> bool:
+        """Constant-time comparison, so response times do not reveal how much of a guess was right."""
+        return bool(self.token) and hmac.compare_digest(offered.encode(), self.token.encode())
 
     def status(self) -> dict:
         data = self.metrics.summary()
@@ -155,7 +159,40 @@ class StatusServer:
         return data
 
 
-class _IPv6Server(ThreadingHTTPServer):
+class _Server(ThreadingHTTPServer):
+    """One thread per connection, but at most MAX_CONNECTIONS: threads start before the token is checked,
+    so without a cap anyone on the LAN could hold sockets open until the process runs out of threads
+    (systemd's TasksMax), and the alarm needs threads too. A connection over the cap is closed at once."""
+
+    daemon_threads = True
+
+    def __init__(self, *args: Any, **kwargs: Any):
+        self._slots = threading.BoundedSemaphore(MAX_CONNECTIONS)
+        super().__init__(*args, **kwargs)
+
+    def process_request(self, request: Any, client_address: Any) -> None:
+        if not self._slots.acquire(blocking=False):
+            log.debug("status page: %d connections open, refusing %s", MAX_CONNECTIONS, client_address)
+            self.shutdown_request(request)
+            return
+        try:
+            super().process_request(request, client_address)
+        except BaseException:
+            self._slots.release()
+            raise
+
+    def process_request_thread(self, request: Any, client_address: Any) -> None:
+        try:
+            super().process_request_thread(request, client_address)
+        finally:
+            self._slots.release()
+
+    def handle_error(self, request: Any, client_address: Any) -> None:
+        """A client that resets its connection is routine: debug log, not a traceback on stderr."""
+        log.debug("status page: request from %s failed", client_address, exc_info=True)
+
+
+class _IPv6Server(_Server):
     address_family = socket.AF_INET6
 
 
@@ -181,9 +218,13 @@ def _make_handler(server: StatusServer) -> type[BaseHTTPRequestHandler]:
                     {"WWW-Authenticate": "Bearer"},
                 )
             if url.path == "/" and "token" in query:
-                # Keep the token out of the address bar and history: a cookie carries it from here.
-                cookie = f"{COOKIE}={quote(query['token'][0])}; HttpOnly; SameSite=Strict; Path=/"
-                headers = {"Location": "./", "Set-Cookie": cookie}
+                # Keep the token out of the address bar and history: a cookie carries it from here. Only
+                # the right token goes in it: a stale one beside a good cookie must not sign the viewer out.
+                headers = {"Location": "./"}
+                if server.is_token(query["token"][0]):
+                    headers["Set-Cookie"] = (
+                        f"{COOKIE}={quote(server.token)}; HttpOnly; SameSite=Strict; Path=/"
+                    )
                 return self._send(HTTPStatus.SEE_OTHER, b"", "text/plain", headers)
             routes = {
                 "/": self._page,
@@ -243,6 +284,8 @@ def _make_handler(server: StatusServer) -> type[BaseHTTPRequestHandler]:
             self.send_header("Content-Type", "multipart/x-mixed-replace; boundary=frame")
             self._common_headers()
             self.end_headers()
+            if self.command == "HEAD":  # headers only: no viewer, no encoding, no body
+                return
             seq = 0
             # Every write ends with the next part's boundary and headers: browsers show a part only once
             # they have seen what follows it, so this way the newest frame shows at once, and a stalled
