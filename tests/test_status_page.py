@@ -30,6 +30,16 @@ def clock():
 
 
 @pytest.fixture
+def guarded(clock):
+    """A status server that asks for TOKEN, on a free loopback port."""
+    server = StatusServer(
+        host="127.0.0.1", port=0, token=TOKEN, metrics=LoopMetrics(clock=clock), preview=PreviewStream()
+    )
+    yield server
+    server.close()
+
+
+@pytest.fixture
 def page(clock, tmp_path):
     """A status server on a free loopback port with its metrics and preview observers."""
     thermal = tmp_path / "thermal"
@@ -368,29 +378,17 @@ def test_idle_connections_cannot_pile_up_handler_threads(page):
     assert get(page.url + "healthz")[0] == 503, "closed connections free their slots"
 
 
-def test_a_wrong_token_in_the_address_never_replaces_a_good_cookie(clock):
+def test_a_wrong_token_in_the_address_never_replaces_a_good_cookie(guarded):
     """An old bookmarked ?token= must not sign out a browser that holds the current cookie."""
-    server = StatusServer(
-        host="127.0.0.1", port=0, token=TOKEN, metrics=LoopMetrics(clock=clock), preview=PreviewStream()
-    )
-    try:
-        conn = http.client.HTTPConnection("127.0.0.1", server.port, timeout=5)
-        conn.request("GET", "/?token=old-token", headers={"Cookie": f"maskwatch_token={TOKEN}"})
-        response = conn.getresponse()
-        response.read()
-        conn.close()
-        assert "old-token" not in (response.getheader("Set-Cookie") or "")
-    finally:
-        server.close()
+    conn = http.client.HTTPConnection("127.0.0.1", guarded.port, timeout=5)
+    conn.request("GET", "/?token=old-token", headers={"Cookie": f"maskwatch_token={TOKEN}"})
+    response = conn.getresponse()
+    response.read()
+    conn.close()
+    assert "old-token" not in (response.getheader("Set-Cookie") or "")
 
 
-def test_bearer_scheme_is_case_insensitive(clock):
+def test_bearer_scheme_is_case_insensitive(guarded):
     """RFC 7235: the auth scheme is case-insensitive; some scrapers and proxies send `bearer`."""
-    server = StatusServer(
-        host="127.0.0.1", port=0, token=TOKEN, metrics=LoopMetrics(clock=clock), preview=PreviewStream()
-    )
-    try:
-        assert get(server.url + "metrics", {"Authorization": f"bearer {TOKEN}"})[0] == 200
-        assert get(server.url + "metrics", {"Authorization": "bearer wrong"})[0] == 401
-    finally:
-        server.close()
+    assert get(guarded.url + "metrics", {"Authorization": f"bearer {TOKEN}"})[0] == 200
+    assert get(guarded.url + "metrics", {"Authorization": "bearer wrong"})[0] == 401
