@@ -125,15 +125,25 @@ def test_replace_validates_again():
         replace(Config(), camera={"width": 5})
 
 
-def test_a_key_given_twice_is_an_error_naming_it_and_both_lines(tmp_path):
+@pytest.mark.parametrize(
+    "text, message",
+    [
+        (
+            "alarm:\n  led_pin: 22\ncamera:\n  loop: true\nalarm:\n  buzzer_type: tonal\n",
+            r"config\.yaml: alarm: given twice \(lines 1 and 5\)",
+        ),
+        (
+            "alarm:\n  led_pin: 22\n  ok_led_pin: 5\n  led_pin: 23\n",
+            r"alarm\.led_pin: given twice \(lines 2 and 4\)",
+        ),
+    ],
+)
+def test_a_key_given_twice_is_an_error_naming_it_and_both_lines(tmp_path, text, message):
     # YAML keeps the last of two equal keys: a second `alarm:` appended to the file silently dropped
     # every key of the first one (its led_pin back to the default), with no word in the log.
     path = tmp_path / "config.yaml"
-    path.write_text("alarm:\n  led_pin: 22\ncamera:\n  loop: true\nalarm:\n  buzzer_type: tonal\n")
-    with pytest.raises(ConfigError, match=r"config\.yaml: alarm: given twice \(lines 1 and 5\)"):
-        load_config(path)
-    path.write_text("alarm:\n  led_pin: 22\n  ok_led_pin: 5\n  led_pin: 23\n")
-    with pytest.raises(ConfigError, match=r"config\.yaml: alarm\.led_pin: given twice \(lines 2 and 4\)"):
+    path.write_text(text)
+    with pytest.raises(ConfigError, match=message):
         load_config(path)
 
 
