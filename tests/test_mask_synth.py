@@ -244,3 +244,18 @@ def test_outline_moves_and_squeezes_to_a_new_height():
     assert moved.top_rise == pytest.approx(0.2 * 0.8 / 1.6)
     polygon = moved.polygon(10)
     assert polygon.shape == (20, 2) and polygon[:, 1].min() >= 1.2 - 1e-9
+
+
+@pytest.mark.parametrize("nose_y", [0.28, 0.72])
+@pytest.mark.parametrize("placement", PLACEMENTS)
+def test_nose_tip_is_in_or_out_wherever_the_detector_puts_it(placement, nose_y):
+    """A face looking up or down moves the nose tip from 0.3 to 0.7 units below the eyes (faces2 and
+    scene faces); a correct mask must still cover it and a worn-wrong one leave it bare."""
+    box = (100.0, 100.0, 200.0, 200.0)
+    keypoints = keypoints_from_box(box)
+    eye_y, mouth_y = keypoints[0, 1], keypoints[3, 1]
+    keypoints[2, 1] = eye_y + nose_y * (mouth_y - eye_y)
+    image = np.full((300, 300, 3), 128, np.uint8)
+    for seed in range(30):
+        drawing = render_mask(image, keypoints, box, placement, np.random.default_rng(seed))
+        assert_placement(drawing.coverage, keypoints, box, placement, f"nose at {nose_y}, seed {seed}")

@@ -46,6 +46,7 @@ class FaceFrame:
     half_width_right: float  # units from the centre line to the subject's right ear point
     half_width_left: float
     ear_points: np.ndarray  # (2, 2) pixels: right ear, left ear
+    nose_y: float = NOSE_TIP_Y  # units from the eye line down to this face's nose tip (on the centre line)
 
     def centre(self, b: np.ndarray | float) -> np.ndarray | float:
         return self.centre_a + self.centre_slope * b
@@ -140,6 +141,7 @@ def face_frame(keypoints: Sequence[Sequence[float]] | np.ndarray | None, box: Se
         half_width_right=total * share,
         half_width_left=total * (1.0 - share),
         ear_points=np.array([right_ear, left_ear]),
+        nose_y=nose_b,
     )
 
 

@@ -22,7 +22,7 @@ import cv2
 import numpy as np
 
 from edge.model_metadata import LABELS
-from edge.synth.geometry import FaceFrame, MaskOutline, face_frame
+from edge.synth.geometry import MOUTH_Y, FaceFrame, MaskOutline, face_frame
 from edge.synth.style import PATTERNS, RGB, SHAPES, MaskStyle, random_style
 
 __all__ = [
@@ -37,6 +37,7 @@ __all__ = [
     "label_for",
     "random_style",
     "render_mask",
+    "visible_share",
 ]
 
 PLACEMENTS_CORRECT = ("correct",)
@@ -45,6 +46,10 @@ PLACEMENTS_CORRECT = ("correct",)
 # on_chin: nose and mouth out, the mask on the chin.
 PLACEMENTS_INCORRECT = ("below_nose", "mouth_only", "chin_out", "on_chin")
 PLACEMENTS = PLACEMENTS_CORRECT + PLACEMENTS_INCORRECT
+_COVERS_NOSE = ("correct", "chin_out")
+_COVERS_MOUTH = ("correct", "below_nose", "mouth_only", "chin_out")
+NOSE_MARGIN = 0.12  # face units between the nose tip and the mask's top edge: plainly covered or bare
+EYE_CLEARANCE = 0.05  # the top edge never rises closer than this to the eye line
 
 LABEL_WITH_MASK, LABEL_WITHOUT_MASK, LABEL_INCORRECT = LABELS
 
@@ -100,6 +105,66 @@ def placed_outline(shape: str, placement: str, rng: np.random.Generator) -> tupl
     return outline, float(width), float(rng.normal(0.0, 0.04))
 
 
+def fit_to_nose(
+    outline: MaskOutline, frame: FaceFrame, placement: str, width: float, shift: float
+) -> MaskOutline:
+    """`outline` with its top edge moved to pass NOSE_MARGIN above this face's nose tip when `placement`
+    covers the nose, and as far below it when it does not; unchanged when it already does.
+
+    The placement ranges assume a typical nose tip (NOSE_TIP_Y), but detected tips sit anywhere from 0.25
+    to 0.75 units below the eyes (a face looking up or down, a profile), and a correct mask that leaves the
+    tip bare, or a below-the-nose one that covers it, teaches the wrong label. The edge is placed at the
+    tip's own mask coordinate, since it sags towards the sides and the tip is off-centre on a turned head.
+    """
+    t, y = frame.face_to_mask(np.array([frame.centre(frame.nose_y)]), np.array([frame.nose_y]), width, shift)
+    t, y = np.clip(t, -1.0, 1.0), float(y[0])
+    edge = float(outline.top(t)[0])
+    if placement in _COVERS_NOSE:
+        target = min(edge, y - NOSE_MARGIN)
+    else:
+        target = max(edge, y + NOSE_MARGIN)
+        if placement in _COVERS_MOUTH:  # nose and mouth too close to part (a bad detection): keep the mouth
+            target = min(target, MOUTH_Y - NOSE_MARGIN)
+    if target == edge:
+        return outline
+    # After `moved(c, bottom)` the edge at t is c + rise * (bottom - c) / height * |t|**power: solve for c.
+    sag = outline.top_rise * float(np.abs(t[0])) ** outline.top_power
+    k = sag / (outline.bottom_centre - outline.top_centre)
+    top_centre = max((target - k * outline.bottom_centre) / (1.0 - k), EYE_CLEARANCE)
+    return outline.moved(top_centre, outline.bottom_centre)
+
+
+def visible_share(
+    keypoints: Sequence[Sequence[float]] | np.ndarray | None,
+    box: Sequence[float],
+    placement: str,
+    image_size: tuple[int, int],
+    shape: str = "surgical",
+) -> float:
+    """How much of a typical `shape` mask worn as `placement` on this face lies inside an image of
+    `image_size` (width, height), 0..1.
+
+    A tight crop that ends at the chin has no pixels for a mask on the chin: drawn there it falls off the
+    image, and the photo labelled "worn wrongly" shows a bare face next to the same photo labelled
+    without_mask. Callers leave out placements that would mostly not be seen.
+    """
+    frame = face_frame(keypoints, box)
+    outline, width, shift = placed_outline(shape, placement, np.random.default_rng(0))
+    outline = fit_to_nose(outline, frame, placement, width, shift)
+    polygon = frame.mask_to_image(*outline.polygon().T, width_scale=width, shift=shift)
+    lo, hi = polygon.min(axis=0), polygon.max(axis=0)
+    scale = 128.0 / max(float(np.max(hi - lo)), 1e-6)  # rasterized on a canvas of at most 128 px
+    size = np.maximum(np.ceil((hi - lo) * scale).astype(int) + 1, 1)
+    canvas = np.zeros((size[1], size[0]), np.uint8)
+    cv2.fillPoly(canvas, [np.round((polygon - lo) * scale).astype(np.int32)], 1)
+    ys, xs = np.nonzero(canvas)
+    if xs.size == 0:
+        return 0.0
+    x, y = xs / scale + lo[0], ys / scale + lo[1]
+    inside = (x >= 0) & (x < image_size[0]) & (y >= 0) & (y < image_size[1])
+    return float(inside.mean())
+
+
 def draw_mask(
     image: np.ndarray,
     keypoints: Sequence[Sequence[float]] | np.ndarray | None,
@@ -130,6 +195,7 @@ def render_mask(
     style = random_style(rng) if style is None else style
     frame = face_frame(keypoints, box)
     outline, width, shift = placed_outline(style.shape, placement, rng)
+    outline = fit_to_nose(outline, frame, placement, width, shift)
     polygon = frame.mask_to_image(*outline.polygon().T, width_scale=width, shift=shift)
     loops = _loop_paths(frame, outline, width, shift) if style.ear_loops else []
     height_px, width_px = image.shape[:2]
