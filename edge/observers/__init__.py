@@ -76,7 +76,7 @@ class Guarded:
 
 
 def build_observers(config: Config, state_dir: Path | str | None = None) -> list[Observer]:
-    """The observers `config` asks for. Raises StatusServerError, MqttConfigError or MqttUnavailable with
+    """The observers `config` asks for. Raises StatusServerError or MqttUnavailable with
     the fix in the message when the status page or MQTT cannot start; nothing is left running then."""
     state_dir = Path(state_dir) if state_dir else state_dir_for(config)
     ev = config.events

@@ -36,21 +36,6 @@ class MqttUnavailable(RuntimeError):
     """MQTT is configured but the client library is missing; the message says what to install."""
 
 
-class MqttConfigError(ValueError):
-    """An MQTT setting no broker accepts; the message names the key and what is allowed."""
-
-
-def check_prefix(key: str, value: str) -> None:
-    """Topics cannot hold the wildcards `+` and `#` or NUL, nor be empty (MQTT 3.1.1, 4.7). With one in
-    topic_prefix the broker drops every connect (the last will's topic is bad) without a word; with one
-    in discovery_prefix paho refuses each publish. Either way nothing would ever reach Home Assistant."""
-    if not value or any(c in value for c in "+#\0"):
-        raise MqttConfigError(
-            f"mqtt.{key} is {value!r}: MQTT topics cannot be empty or contain '+', '#' or NUL; "
-            f"use plain words separated by '/', e.g. {'homeassistant' if 'discovery' in key else 'maskwatch'}"
-        )
-
-
 @dataclass(frozen=True)
 class Message:
     topic: str
@@ -165,8 +150,6 @@ class MqttPublisher:
         wall_clock: Callable[[], float] = time.time,
         client_factory: Callable[[str], Any] = make_paho_client,
     ):
-        check_prefix("topic_prefix", topic_prefix)
-        check_prefix("discovery_prefix", discovery_prefix)
         self.topics = Topics(topic_prefix, discovery_prefix, node_name(node_id))
         self.host, self.port = host, port
         self.violation_hold_s = violation_hold_s
