@@ -97,25 +97,24 @@ class ImageReader:
         self.unreadable: list[Path] = []
 
     def read(self, path: Path) -> np.ndarray | None:
-        from edge.datasets import DatasetError, load_image_bgr
+        from edge.datasets import load_image_bgr
 
-        try:
-            return load_image_bgr(path)
-        except DatasetError as exc:
-            log.warning("skipping: %s", exc)
-            self.unreadable.append(path)
-            return None
+        return self._guarded(path, load_image_bgr, path)
 
     def read_scene(self, scene):
         """A VOC scene's `ScenePhoto` (boxes in the decoded photo's pixels), or None as `read` gives."""
-        from edge.datasets import DatasetError
         from edge.scene_photo import load_scene_photo
 
+        return self._guarded(scene.image, load_scene_photo, scene)
+
+    def _guarded(self, path: Path, load, what):
+        from edge.datasets import DatasetError
+
         try:
-            return load_scene_photo(scene)
+            return load(what)
         except DatasetError as exc:
             log.warning("skipping: %s", exc)
-            self.unreadable.append(scene.image)
+            self.unreadable.append(path)
             return None
 
     def check_any_read(self, root: Path, total: int) -> None:

@@ -134,6 +134,15 @@ def fit_to_nose(
     return outline.moved(top_centre, outline.bottom_centre)
 
 
+def _worn(
+    frame: FaceFrame, shape: str, placement: str, rng: np.random.Generator
+) -> tuple[MaskOutline, float, float, np.ndarray]:
+    """(outline, width scale, shift, image polygon) of `shape` worn as `placement` on this face."""
+    outline, width, shift = placed_outline(shape, placement, rng)
+    outline = fit_to_nose(outline, frame, placement, width, shift)
+    return outline, width, shift, frame.mask_to_image(*outline.polygon().T, width_scale=width, shift=shift)
+
+
 def visible_share(
     keypoints: Sequence[Sequence[float]] | np.ndarray | None,
     box: Sequence[float],
@@ -148,10 +157,7 @@ def visible_share(
     image, and the photo labelled "worn wrongly" shows a bare face next to the same photo labelled
     without_mask. Callers leave out placements that would mostly not be seen.
     """
-    frame = face_frame(keypoints, box)
-    outline, width, shift = placed_outline(shape, placement, np.random.default_rng(0))
-    outline = fit_to_nose(outline, frame, placement, width, shift)
-    polygon = frame.mask_to_image(*outline.polygon().T, width_scale=width, shift=shift)
+    _, _, _, polygon = _worn(face_frame(keypoints, box), shape, placement, np.random.default_rng(0))
     lo, hi = polygon.min(axis=0), polygon.max(axis=0)
     scale = 128.0 / max(float(np.max(hi - lo)), 1e-6)  # rasterized on a canvas of at most 128 px
     size = np.maximum(np.ceil((hi - lo) * scale).astype(int) + 1, 1)
@@ -194,9 +200,7 @@ def render_mask(
         raise ValueError(f"color_order must be 'BGR' or 'RGB', got {color_order!r}")
     style = random_style(rng) if style is None else style
     frame = face_frame(keypoints, box)
-    outline, width, shift = placed_outline(style.shape, placement, rng)
-    outline = fit_to_nose(outline, frame, placement, width, shift)
-    polygon = frame.mask_to_image(*outline.polygon().T, width_scale=width, shift=shift)
+    outline, width, shift, polygon = _worn(frame, style.shape, placement, rng)
     loops = _loop_paths(frame, outline, width, shift) if style.ear_loops else []
     height_px, width_px = image.shape[:2]
     coverage = np.zeros((height_px, width_px), np.float32)
