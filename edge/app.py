@@ -116,11 +116,15 @@ class App:
 
     def _alarm(self, config: Config):
         from edge.alarm import Alarm
-        from edge.driven_outputs import remember
+        from edge.config import Config
+        from edge.driven_outputs import remember, remember_with_default_copy
         from edge.observers import state_dir_for
 
         alarm = Alarm(config.alarm, pin_factory=self.pin_factory)
-        remember(config.alarm, Path(self.state_dir) if self.state_dir else state_dir_for(config))
+        if self.state_dir:  # the demo's and tests' own folder: their pins are no real installation's
+            remember(config.alarm, Path(self.state_dir))
+        else:
+            remember_with_default_copy(config.alarm, state_dir_for(config), state_dir_for(Config()))
         return alarm
 
     def _detector(self, config: Config):

@@ -723,12 +723,14 @@ def test_check_outputs_off_after_a_bad_edit_finds_the_driven_pins_in_the_configu
 
     from edge.commands import check
 
-    monkeypatch.delenv("MASKWATCH_STATE_DIR", raising=False)
+    default_state = tmp_path / "default-state"
+    monkeypatch.setenv("MASKWATCH_STATE_DIR", str(default_state))
     state = tmp_path / "custom-state"
     config = write_config(tmp_path / "config.yaml", events={"state_dir": str(state)})
     app = App(config, source=str(write_folder(empty(2), tmp_path / "f")), pin_factory=pins, clock=StepClock())
     assert app.run() == 0  # drove 17, 18 and 27, remembered in events.state_dir
     assert (state / "alarm-outputs.json").exists()
+    (default_state / "alarm-outputs.json").unlink()  # the copy: only the configured folder may find them now
     config.write_text(
         f"events:\n  state_dir: {state}\nalarm:\n  led_pin: 22\n  buzzer_pin: 23\ncamera:\n  fps_limit: fast\n"
     )
@@ -739,6 +741,41 @@ def test_check_outputs_off_after_a_bad_edit_finds_the_driven_pins_in_the_configu
     assert check.handle(args) == 1, "the config check still fails"
     assert "red LED GPIO17, buzzer GPIO18, green LED GPIO27" in capsys.readouterr().out
     assert_all_off_and_released(pins, RED, BUZZER, GREEN, 22, 23)
+
+
+def test_check_outputs_off_finds_the_driven_pins_after_the_state_folder_moved_twice(
+    tmp_path, pins, capsys, monkeypatch
+):
+    """A reload moved events.state_dir (the daemon re-remembered its pins there); a later edit, never
+    reloaded, moves it again and breaks another section. The configured folder is not where the daemon
+    wrote: the copy in the default folder still names the pins it drove."""
+    from argparse import Namespace
+
+    from edge.commands import check
+
+    monkeypatch.setenv("MASKWATCH_STATE_DIR", str(tmp_path / "default-state"))
+    config = write_config(tmp_path / "config.yaml", events={"state_dir": str(tmp_path / "first")})
+    app = App(config, source=str(write_folder(empty(2), tmp_path / "f")), pin_factory=pins)
+    app.config = app.load()
+    app._start(app.stages(), app.config)
+    try:
+        moved = {"state_dir": str(tmp_path / "second")}
+        write_config(config, events=moved, alarm={"led_pin": 22, "buzzer_pin": 23, "ok_led_pin": None})
+        assert app.reload() is True  # now drives 22 and 23
+    finally:
+        app._stop(app.stages())
+    config.write_text(
+        f"events:\n  state_dir: {tmp_path / 'third'}\nalarm:\n  led_pin: 24\n  buzzer_pin: 25\n"
+        "camera:\n  fps_limit: fast\n"
+    )
+    for n in (22, 23, 24, 25):  # left on by a daemon killed mid-alarm
+        pins.pin(n).function = "output"
+        pins.pin(n).state = True
+    args = Namespace(config=config, source=None, skip_camera=True, skip_alarm=True, outputs_off=True)
+    assert check.handle(args) == 1, "the config check still fails"
+    out = capsys.readouterr().out
+    assert "red LED GPIO22, buzzer GPIO23" in out and "red LED GPIO24, buzzer GPIO25" in out
+    assert_all_off_and_released(pins, 22, 23, 24, 25)
 
 
 def test_check_outputs_off_with_an_unreadable_config_and_nothing_remembered_uses_the_default_pins(

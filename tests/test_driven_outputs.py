@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from edge.config import AlarmConfig
-from edge.driven_outputs import FILE_NAME, recall, remember
+from edge.driven_outputs import FILE_NAME, recall, remember, remember_with_default_copy
 
 
 def test_what_is_remembered_is_recalled(tmp_path):
@@ -23,3 +23,17 @@ def test_a_state_folder_that_cannot_be_written_is_a_warning_not_an_error(tmp_pat
     (tmp_path / "file").write_text("")
     remember(AlarmConfig(), tmp_path / "file")  # a file where the folder should be
     assert "cannot remember the alarm pins" in caplog.text
+
+
+def test_the_pins_are_copied_to_the_default_folder_which_check_always_reads(tmp_path):
+    alarm = AlarmConfig(led_pin=5, buzzer_pin=6)
+    remember_with_default_copy(alarm, tmp_path / "configured", tmp_path / "default")
+    assert recall(tmp_path / "configured") == alarm
+    assert recall(tmp_path / "default") == alarm
+
+
+def test_a_default_folder_that_cannot_be_written_costs_no_warning(tmp_path, caplog):
+    (tmp_path / "file").write_text("")
+    remember_with_default_copy(AlarmConfig(), tmp_path / "configured", tmp_path / "file")
+    assert recall(tmp_path / "configured") == AlarmConfig()
+    assert "cannot remember" not in caplog.text

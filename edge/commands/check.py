@@ -157,20 +157,18 @@ def _check_alarm(config):
 
 
 def _outputs_off(path: Path | None, config):
-    """Every pin the daemon may have left on: those it last drove (edge.driven_outputs) and the
-    configured ones. With a config that does not load, its alarm and events sections are read alone,
-    and the pins remembered in both its state folder and the default one are switched off."""
+    """Every pin the daemon may have left on: those it last drove (edge.driven_outputs), remembered
+    in the configured state folder and copied to the default one, and the configured ones. With a
+    config that does not load, its alarm and events sections are read alone."""
     from edge.alarm import Alarm
     from edge.config import Config
     from edge.driven_outputs import recall
     from edge.observers import state_dir_for
 
-    if config is not None:
-        configured, state_dirs = config.alarm, [state_dir_for(config)]
-    else:
-        alone = _sections_alone(path)
-        configured = alone.alarm
-        state_dirs = [state_dir_for(alone), state_dir_for(Config())]
+    if config is None:
+        config = _sections_alone(path)
+    configured = config.alarm
+    state_dirs = [state_dir_for(config), state_dir_for(Config())]
     remembered = [recall(folder) for folder in dict.fromkeys(state_dirs)]
     sections = dict.fromkeys(s for s in (*remembered, configured) if s)
     switched = []
