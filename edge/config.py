@@ -353,11 +353,16 @@ def _check_cross_fields(section: Any, path: str) -> None:
                     "(picamera2's analysis stream cannot be larger than its snapshot stream)"
                 )
     if isinstance(section, AlarmConfig):
-        pins = [p for p in (section.led_pin, section.ok_led_pin, section.buzzer_pin) if p is not None]
-        if len(pins) != len(set(pins)):
-            raise ConfigError(
-                f"{path}: led_pin, ok_led_pin and buzzer_pin must be different pins, got {pins}"
-            )
+        owner: dict[int, str] = {}
+        for key in ("led_pin", "ok_led_pin", "buzzer_pin"):
+            pin = getattr(section, key)
+            if pin is None:
+                continue
+            if pin in owner:
+                raise ConfigError(
+                    f"{path}.{key}: GPIO{pin} is {path}.{owner[pin]}'s pin too; each output needs its own pin"
+                )
+            owner[pin] = key
 
 
 def parse_config(data: Any) -> Config:

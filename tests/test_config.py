@@ -68,7 +68,11 @@ def test_no_file_means_the_defaults():
         ({"decision": {"roi": [0.5, 0.5, 0.2, 0.9]}}, r"decision\.roi: expected \[x1, y1, x2, y2\]"),
         (
             {"alarm": {"led_pin": 18, "buzzer_pin": 18}},
-            r"alarm: led_pin, ok_led_pin and buzzer_pin must be different",
+            r"^alarm\.buzzer_pin: GPIO18 is alarm\.led_pin's pin too; each output needs its own pin$",
+        ),
+        (
+            {"alarm": {"ok_led_pin": 17}},  # the default led_pin
+            r"^alarm\.ok_led_pin: GPIO17 is alarm\.led_pin's pin too",
         ),
         ({"camera": {"retry_initial_s": 50, "retry_max_s": 10}}, r"camera\.retry_initial_s: must not exceed"),
         ({"camera": {"width": 1920}}, r"camera\.width: 1920 is out of range \[160, snapshot_width=1280\]"),
