@@ -673,17 +673,28 @@ def test_check_fails_on_a_missing_model_and_a_camera_with_no_frames(tmp_path, pi
     assert "2 check(s) failed: classifier, camera" in out
 
 
-def test_check_outputs_off_drives_every_output_to_off(tmp_path, pins, capsys):
+def leave_on(pins, *numbers: int) -> None:
+    """What a daemon killed mid-alarm leaves behind: these pins driven on."""
+    for n in numbers:
+        pins.pin(n).function = "output"
+        pins.pin(n).state = True
+
+
+def check_outputs_off(config: Path) -> int:
+    """`maskwatch check --config CONFIG --outputs-off`, as systemd's ExecStopPost runs it."""
     from argparse import Namespace
 
     from edge.commands import check
 
-    for n in (RED, BUZZER):  # what a killed daemon may leave behind: outputs driven on
-        pins.pin(n).function = "output"
-        pins.pin(n).state = True
-    config = write_config(tmp_path / "config.yaml")
     args = Namespace(config=config, source=None, skip_camera=True, skip_alarm=True, outputs_off=True)
-    assert check.handle(args) == 0
+    return check.handle(args)
+
+
+def test_check_outputs_off_drives_every_output_to_off(tmp_path, pins, capsys):
+
+    leave_on(pins, RED, BUZZER)  # what a killed daemon may leave behind: outputs driven on
+    config = write_config(tmp_path / "config.yaml")
+    assert check_outputs_off(config) == 0
     assert "ok   outputs off: red LED GPIO17, buzzer GPIO18, green LED GPIO27" in capsys.readouterr().out
     assert_all_off_and_released(pins, RED, BUZZER, GREEN)
 
@@ -691,9 +702,6 @@ def test_check_outputs_off_drives_every_output_to_off(tmp_path, pins, capsys):
 def test_check_outputs_off_after_a_bad_edit_switches_off_the_pins_the_daemon_drove_and_the_new_ones(
     tmp_path, pins, capsys, monkeypatch
 ):
-    from argparse import Namespace
-
-    from edge.commands import check
 
     monkeypatch.setenv("MASKWATCH_STATE_DIR", str(tmp_path / "state"))  # as systemd gives both commands
     config = write_config(tmp_path / "config.yaml")
@@ -701,11 +709,8 @@ def test_check_outputs_off_after_a_bad_edit_switches_off_the_pins_the_daemon_dro
     assert code == 0
     # rewired and saved with a mistake elsewhere: SIGHUP would refuse it, so the daemon kept 17/18/27
     config.write_text("alarm:\n  led_pin: 22\n  buzzer_pin: 23\ncamera:\n  fps_limit: fast\n")
-    for n in (RED, BUZZER, 22, 23):  # left on by a daemon killed mid-alarm
-        pins.pin(n).function = "output"
-        pins.pin(n).state = True
-    args = Namespace(config=config, source=None, skip_camera=True, skip_alarm=True, outputs_off=True)
-    assert check.handle(args) == 1, "the config check still fails"
+    leave_on(pins, RED, BUZZER, 22, 23)  # left on by a daemon killed mid-alarm
+    assert check_outputs_off(config) == 1, "the config check still fails"
     out = capsys.readouterr().out
     assert "FAIL config" in out and "camera.fps_limit" in out
     assert (
@@ -719,9 +724,6 @@ def test_check_outputs_off_after_a_bad_edit_finds_the_driven_pins_in_the_configu
     tmp_path, pins, capsys, monkeypatch
 ):
     """events.state_dir moved the daemon's memory of its pins; a typo in another section must not hide it."""
-    from argparse import Namespace
-
-    from edge.commands import check
 
     default_state = tmp_path / "default-state"
     monkeypatch.setenv("MASKWATCH_STATE_DIR", str(default_state))
@@ -734,11 +736,8 @@ def test_check_outputs_off_after_a_bad_edit_finds_the_driven_pins_in_the_configu
     config.write_text(
         f"events:\n  state_dir: {state}\nalarm:\n  led_pin: 22\n  buzzer_pin: 23\ncamera:\n  fps_limit: fast\n"
     )
-    for n in (RED, BUZZER, GREEN, 22, 23):  # left on by a daemon killed mid-alarm
-        pins.pin(n).function = "output"
-        pins.pin(n).state = True
-    args = Namespace(config=config, source=None, skip_camera=True, skip_alarm=True, outputs_off=True)
-    assert check.handle(args) == 1, "the config check still fails"
+    leave_on(pins, RED, BUZZER, GREEN, 22, 23)  # left on by a daemon killed mid-alarm
+    assert check_outputs_off(config) == 1, "the config check still fails"
     assert "red LED GPIO17, buzzer GPIO18, green LED GPIO27" in capsys.readouterr().out
     assert_all_off_and_released(pins, RED, BUZZER, GREEN, 22, 23)
 
@@ -749,9 +748,6 @@ def test_check_outputs_off_finds_the_driven_pins_after_the_state_folder_moved_tw
     """A reload moved events.state_dir (the daemon re-remembered its pins there); a later edit, never
     reloaded, moves it again and breaks another section. The configured folder is not where the daemon
     wrote: the copy in the default folder still names the pins it drove."""
-    from argparse import Namespace
-
-    from edge.commands import check
 
     monkeypatch.setenv("MASKWATCH_STATE_DIR", str(tmp_path / "default-state"))
     config = write_config(tmp_path / "config.yaml", events={"state_dir": str(tmp_path / "first")})
@@ -768,11 +764,8 @@ def test_check_outputs_off_finds_the_driven_pins_after_the_state_folder_moved_tw
         f"events:\n  state_dir: {tmp_path / 'third'}\nalarm:\n  led_pin: 24\n  buzzer_pin: 25\n"
         "camera:\n  fps_limit: fast\n"
     )
-    for n in (22, 23, 24, 25):  # left on by a daemon killed mid-alarm
-        pins.pin(n).function = "output"
-        pins.pin(n).state = True
-    args = Namespace(config=config, source=None, skip_camera=True, skip_alarm=True, outputs_off=True)
-    assert check.handle(args) == 1, "the config check still fails"
+    leave_on(pins, 22, 23, 24, 25)  # left on by a daemon killed mid-alarm
+    assert check_outputs_off(config) == 1, "the config check still fails"
     out = capsys.readouterr().out
     assert "red LED GPIO22, buzzer GPIO23" in out and "red LED GPIO24, buzzer GPIO25" in out
     assert_all_off_and_released(pins, 22, 23, 24, 25)
@@ -781,16 +774,10 @@ def test_check_outputs_off_finds_the_driven_pins_after_the_state_folder_moved_tw
 def test_check_outputs_off_with_an_unreadable_config_and_nothing_remembered_uses_the_default_pins(
     tmp_path, pins, capsys
 ):
-    from argparse import Namespace
-
-    from edge.commands import check
 
     config = tmp_path / "config.yaml"
     config.write_text("alarm: [\n")
-    for n in (RED, BUZZER):
-        pins.pin(n).function = "output"
-        pins.pin(n).state = True
-    args = Namespace(config=config, source=None, skip_camera=True, skip_alarm=True, outputs_off=True)
-    assert check.handle(args) == 1
+    leave_on(pins, RED, BUZZER)
+    assert check_outputs_off(config) == 1
     assert "ok   outputs off: red LED GPIO17, buzzer GPIO18" in capsys.readouterr().out
     assert_all_off_and_released(pins, RED, BUZZER)
