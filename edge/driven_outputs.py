@@ -18,10 +18,10 @@ from __future__ import annotations
 import dataclasses
 import json
 import logging
-import os
 from pathlib import Path
 
 from edge.config import AlarmConfig, ConfigError, parse_alarm_section
+from edge.observers.storage import write_atomic
 
 log = logging.getLogger(__name__)
 
@@ -33,9 +33,7 @@ def remember(alarm: AlarmConfig, state_dir: Path, *, warn: bool = True) -> None:
     path = Path(state_dir) / FILE_NAME
     try:
         path.parent.mkdir(parents=True, exist_ok=True)
-        temporary = path.with_suffix(".tmp")
-        temporary.write_text(json.dumps(dataclasses.asdict(alarm)) + "\n")
-        os.replace(temporary, path)
+        write_atomic(path, (json.dumps(dataclasses.asdict(alarm)) + "\n").encode())
     except OSError as exc:
         (log.warning if warn else log.debug)(
             "cannot remember the alarm pins in %s (%s): after a crash, only config.yaml's are switched off",

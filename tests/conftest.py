@@ -2,6 +2,9 @@
 
 from __future__ import annotations
 
+import os
+from pathlib import Path
+
 import pytest
 from gpiozero import Device
 from gpiozero.pins.mock import MockFactory
@@ -28,3 +31,25 @@ def pins():
     finally:
         factory.reset()
         Device.pin_factory = saved
+
+
+@pytest.fixture
+def disk_calls(monkeypatch) -> list[tuple]:
+    """os.fsync and os.replace calls in order, both still doing their work: ("fsync", target, its bytes,
+    or None for a folder) and ("replace", source, destination). What reaches an SD card before a power cut
+    is decided by this order, which no file's content shows afterwards."""
+    calls: list[tuple] = []
+    real_fsync, real_replace = os.fsync, os.replace
+
+    def fsync(fd):
+        target = Path(os.readlink(f"/proc/self/fd/{fd}"))
+        calls.append(("fsync", target, None if target.is_dir() else target.read_bytes()))
+        real_fsync(fd)
+
+    def replace(source, destination):
+        calls.append(("replace", Path(source), Path(destination)))
+        real_replace(source, destination)
+
+    monkeypatch.setattr(os, "fsync", fsync)
+    monkeypatch.setattr(os, "replace", replace)
+    return calls

@@ -37,3 +37,19 @@ def test_a_default_folder_that_cannot_be_written_costs_no_warning(tmp_path, capl
     remember_with_default_copy(AlarmConfig(), tmp_path / "configured", tmp_path / "file")
     assert recall(tmp_path / "configured") == AlarmConfig()
     assert "cannot remember" not in caplog.text
+
+
+def test_the_pins_reach_the_card_before_a_power_cut_can_empty_the_file(tmp_path, disk_calls):
+    """A power cut right after the daemon started must not leave an empty or truncated record: the data is
+    fsynced before the rename into place, and the folder after it (the shared atomic writer)."""
+    alarm = AlarmConfig(led_pin=5, buzzer_pin=6)
+    remember(alarm, tmp_path)
+    path = tmp_path / FILE_NAME
+    temporary = path.with_name(FILE_NAME + ".tmp")
+    assert disk_calls == [
+        ("fsync", temporary, path.read_bytes()),
+        ("replace", temporary, path),
+        ("fsync", tmp_path, None),
+    ]
+    assert recall(tmp_path) == alarm
+    assert sorted(p.name for p in tmp_path.iterdir()) == [FILE_NAME], "no temporary file is left"

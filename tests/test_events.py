@@ -19,8 +19,8 @@ from loop_records import FakeClock, alarm, face, frame_result, textured
 
 from edge.observers.crops import CropCollector
 from edge.observers.events import EventLog
-from edge.observers.snapshots import SnapshotSaver
-from edge.observers.storage import DiskGuard, prune_files
+from edge.observers.snapshots import RETENTION_EVERY_S, SnapshotSaver
+from edge.observers.storage import STALE_TMP_S, DiskGuard, prune_files, write_atomic
 
 DAY = 86400.0
 
@@ -287,6 +287,83 @@ def test_prune_files_keeps_everything_within_limits(tmp_path):
     assert prune_files(files[1:], now=time.time(), keep_days=0, max_bytes=10) == [files[1]], "newest stays"
 
 
+def test_a_half_written_snapshot_left_by_a_power_cut_is_deleted_at_start_and_hourly(tmp_path):
+    """A power cut mid-write leaves the temporary file; nothing else would ever delete it. One still being
+    written (younger than the grace period) stays."""
+    clock = FakeClock()
+    snaps = tmp_path / "snaps"
+    snaps.mkdir()
+
+    def temporary(name: str, age_s: float) -> Path:
+        path = snaps / f"{name}.jpg.tmp"
+        path.write_bytes(b"half a jpeg")
+        os.utime(path, (clock() - age_s,) * 2)
+        return path
+
+    kept = snaps / "20240501-075000-t1_without_mask.jpg"
+    kept.write_bytes(b"x" * 1000)
+    os.utime(kept, (clock() - 3600,) * 2)
+    (snaps / "notes.tmp").write_text("not a snapshot's, never deleted")
+    cut = temporary("20240501-075900-t2_without_mask", STALE_TMP_S + 1)
+    writing = temporary("20240501-080000-t3_without_mask", 5)
+
+    saver = SnapshotSaver(snaps, keep_days=7, max_bytes=1e9, clock=clock)
+    assert saver.flush()
+    assert not cut.exists(), "deleted at start"
+    assert writing.exists() and kept.exists() and (snaps / "notes.tmp").exists()
+
+    clock.advance(RETENTION_EVERY_S)  # the write was cut too; an hour later, a quiet doorway
+    newer = temporary("20240501-090000-t4_without_mask", 1)
+    saver.on_frame(frame_result(1, []))
+    assert saver.flush()
+    assert not writing.exists(), "deleted by the hourly pass"
+    assert newer.exists() and kept.exists()
+    saver.close()
+
+
+def test_write_atomic_makes_the_data_durable_before_the_rename_and_the_rename_after(tmp_path, disk_calls):
+    """On an SD card the rename can reach the card before the data: after a power cut, the final name
+    would hold an empty or truncated file. The data is fsynced before the rename, the folder after it."""
+    path = tmp_path / "counts.json"
+    path.write_bytes(b"old")
+    write_atomic(path, b"new data")
+
+    tmp = path.with_name("counts.json.tmp")
+    assert disk_calls == [
+        ("fsync", tmp, b"new data"),
+        ("replace", tmp, path),
+        ("fsync", tmp_path, None),
+    ]
+    assert path.read_bytes() == b"new data"
+
+
+def test_write_atomic_failures_leave_the_old_file_and_no_temporary(tmp_path, monkeypatch):
+    path = tmp_path / "counts.json"
+    path.write_bytes(b"old")
+    real_fsync = os.fsync
+
+    def fsync_refusing_files(fd):
+        if not os.path.isdir(os.readlink(f"/proc/self/fd/{fd}")):
+            raise OSError(errno.EIO, "Input/output error")
+        real_fsync(fd)
+
+    monkeypatch.setattr(os, "fsync", fsync_refusing_files)
+    with pytest.raises(OSError, match="Input/output error"):
+        write_atomic(path, b"new data")
+    assert path.read_bytes() == b"old"
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["counts.json"]
+
+    def fsync_refusing_folders(fd):  # some filesystems cannot fsync a folder: the write stands
+        if os.path.isdir(os.readlink(f"/proc/self/fd/{fd}")):
+            raise OSError(errno.EINVAL, "Invalid argument")
+        real_fsync(fd)
+
+    monkeypatch.setattr(os, "fsync", fsync_refusing_folders)
+    write_atomic(path, b"new data")
+    assert path.read_bytes() == b"new data"
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["counts.json"]
+
+
 @pytest.fixture
 def tiny_disk(tmp_path):
     """A real 192 KiB tmpfs, where root may mount one; skipped elsewhere."""
@@ -361,6 +438,19 @@ def test_face_crops_once_per_person_capped_across_restarts(tmp_path):
     assert again.flush()
     again.close()
     assert len(list(crops.rglob("*.jpg"))) == 3
+
+
+def test_a_half_written_face_crop_left_by_a_power_cut_is_deleted_at_start(tmp_path):
+    clock = FakeClock()
+    folder = tmp_path / "crops" / "without_mask"
+    folder.mkdir(parents=True)
+    cut, writing = folder / "20240501-075900_t2_without_mask_0.90.jpg.tmp", folder / "now.jpg.tmp"
+    for path, age_s in ((cut, STALE_TMP_S + 1), (writing, 5)):
+        path.write_bytes(b"half a jpeg")
+        os.utime(path, (clock() - age_s,) * 2)
+    CropCollector(tmp_path / "crops", limit=3, clock=clock).close()
+    assert not cut.exists()
+    assert writing.exists(), "a write in progress is left alone"
 
 
 def test_days_are_local_dates(tmp_path):

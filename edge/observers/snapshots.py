@@ -24,7 +24,7 @@ from pathlib import Path
 import cv2
 import numpy as np
 
-from edge.observers.storage import DiskGuard, prune_files, write_atomic
+from edge.observers.storage import TMP_SUFFIX, DiskGuard, delete_cut_off_writes, prune_files, write_atomic
 from edge.observers.worker import BackgroundWorker
 from edge.results import AlarmEvent, FaceResult, FrameResult
 
@@ -233,13 +233,17 @@ class SnapshotSaver:
         self._apply_retention()
 
     def _apply_retention(self) -> None:
+        """Delete the snapshots past `keep_days` or over `max_bytes`, and the temporary files that a write
+        cut off left behind."""
+        now = self._clock()
         try:
-            deleted = prune_files(
-                self.files(), now=self._clock(), keep_days=self.keep_days, max_bytes=self.max_bytes
-            )
+            deleted = prune_files(self.files(), now=now, keep_days=self.keep_days, max_bytes=self.max_bytes)
+            cut_off = delete_cut_off_writes(sorted(self.directory.glob("*.jpg" + TMP_SUFFIX)), now=now)
         except OSError as exc:
             log.warning("snapshots: retention failed in %s: %s", self.directory, exc)
             return
+        if cut_off:
+            log.info("snapshots: deleted %d half-written file(s) left by a crash or power cut", len(cut_off))
         if deleted:
             log.info(
                 "snapshots: deleted %d old file(s) (retention %.1f days, %.0f MB)",
