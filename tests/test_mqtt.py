@@ -246,6 +246,38 @@ def test_a_dead_or_silent_broker_never_blocks_the_loop():
     silent.close()
 
 
+def test_close_does_not_wait_out_a_tcp_connect_that_hangs(caplog):
+    """A broker host that is down or behind a firewall that drops packets never completes the TCP
+    handshake; paho's thread then sits in connect() for its connect_timeout (5 s) and its loop_stop()
+    waits for that without a limit. The alarm outputs go off only after the observers close."""
+    listener = socket.socket()  # a full listen queue that nobody accept()s: Linux drops further SYNs
+    listener.bind(("127.0.0.1", 0))
+    listener.listen(0)
+    filler = socket.create_connection(listener.getsockname(), timeout=1)
+    probe = socket.socket()
+    probe.settimeout(0.3)
+    try:
+        probe.connect(listener.getsockname())
+        pytest.skip("this kernel completes a connect to a full listen queue: nothing hangs here")
+    except TimeoutError:
+        pass
+    finally:
+        probe.close()
+
+    pub = publisher(listener.getsockname()[1])
+    try:
+        time.sleep(0.3)  # paho's thread is in its connect() now
+        assert not pub.is_connected
+    finally:
+        started = time.perf_counter()
+        pub.close(timeout=0.5)
+        elapsed = time.perf_counter() - started
+        filler.close()
+        listener.close()
+    assert elapsed < 2.0, f"close took {elapsed:.1f} s"
+    assert "did not stop within 0.5 s" in caplog.text
+
+
 class RefusingClient:
     """A paho stand-in that connects at once and refuses (ValueError) to publish one topic, as paho does
     for a topic it finds invalid."""

@@ -214,7 +214,8 @@ class MqttPublisher:
         pass
 
     def close(self, timeout: float = 2.0) -> None:
-        """Say "offline" (a clean disconnect does not fire the last will), then stop both threads."""
+        """Say "offline" (a clean disconnect does not fire the last will), then stop both threads. Each
+        of the three steps waits at most `timeout`: the alarm outputs go off after the observers close."""
         with self._cond:
             if self._closing:
                 return
@@ -228,7 +229,24 @@ class MqttPublisher:
             except (RuntimeError, ValueError, OSError):
                 pass
         self.client.disconnect()
-        self.client.loop_stop()
+        self._stop_network_thread(timeout)
+
+    def _stop_network_thread(self, timeout: float) -> None:
+        """paho's loop_stop() waits for its thread without a limit, and that thread can be in a TCP
+        connect to a broker host that does not answer (up to paho's connect_timeout, 5 s) or in a DNS
+        lookup (no limit at all). Wait for it at most `timeout`: paho's thread is a daemon thread, so it
+        cannot keep the process from exiting, and it ends by itself once its connect gives up."""
+        stopper = threading.Thread(target=self.client.loop_stop, name="maskwatch-mqtt-stop", daemon=True)
+        stopper.start()
+        stopper.join(timeout)
+        if stopper.is_alive():
+            log.warning(
+                "MQTT: the connection to %s:%d did not stop within %.1f s (a connect the broker's host "
+                "does not answer?); not waiting for it",
+                self.host,
+                self.port,
+                timeout,
+            )
 
     def flush(self, timeout: float = 5.0) -> bool:
         """Wait until the queue is empty (tests)."""
