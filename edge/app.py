@@ -185,7 +185,11 @@ class App:
                     self.reload()
         finally:
             self.notifier.stopping()
-            self._stop(self.stages())
+            stages = self.stages()
+            # The outputs go off first: closing the rest (an MQTT goodbye to a broker that does not
+            # answer, the status server's threads) may take seconds, and the buzzer must not sound on.
+            self._stop([stage for stage in stages if stage.name == "alarm"])
+            self._stop(stages)
             self.notifier.close()
             restore()
 

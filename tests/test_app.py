@@ -139,6 +139,30 @@ def test_sigterm_in_process_turns_every_output_off(tmp_path, pins):
     assert signal.getsignal(signal.SIGTERM) is handler_before, "the app put back the handler it replaced"
 
 
+def test_on_sigterm_the_outputs_go_off_before_the_slower_parts_close(tmp_path, pins):
+    """Closing observers can take seconds (an MQTT goodbye waits up to its timeout per step): a buzzer
+    sounding mid-alarm must be off and released before any observer is closed."""
+    config = write_config(
+        tmp_path / "config.yaml", camera={"loop": True, "fps_limit": 0}, alarm={"duration_s": 30}
+    )
+    seen_at_close = {}
+
+    class SlowToClose(Recorder):
+        def close(self):
+            seen_at_close.update({n: (pins.pin(n).function, pins.pin(n).state) for n in (RED, BUZZER)})
+
+    def kill_after_alarm(result):
+        if any(f.decision == "violation" for f in result.faces):
+            os.kill(os.getpid(), signal.SIGTERM)
+
+    source = write_folder(approaching("without_mask", 10), tmp_path / "frames")
+    app = App(config, source=str(source), pin_factory=pins, clock=StepClock(), state_dir=tmp_path / "state",
+              extra_observers=[SlowToClose(on_frame=kill_after_alarm)])  # fmt: skip
+    assert app.run() == 0
+    assert True in [s.state for s in pins.pin(BUZZER).states], "the buzzer was sounding"
+    assert seen_at_close == {RED: ("input", False), BUZZER: ("input", False)}
+
+
 @pytest.mark.parametrize("signum", [signal.SIGHUP, signal.SIGTERM])
 def test_a_signal_that_arrives_while_the_loop_waits_on_its_event_wakes_it_without_deadlock(signum):
     # The frame pacer and the camera's retry backoff wait on the app's event; Python may run the
@@ -525,9 +549,12 @@ def test_sigterm_to_the_daemon_mid_alarm_leaves_every_output_off(tmp_path, daemo
     assert daemon.finish() == 0
     log = "\n".join(daemon.lines)
     assert "SIGTERM: stopping" in log
-    assert daemon.lines[-1].endswith(
-        "alarm outputs off and released: red LED GPIO17=off, buzzer GPIO18=off, green LED GPIO27=off"
-    ), log[-2000:]
+    released = "alarm outputs off and released: red LED GPIO17=off, buzzer GPIO18=off, green LED GPIO27=off"
+    last = max((i for i, line in enumerate(daemon.lines) if line.endswith(released)), default=None)
+    assert last is not None, log[-2000:]
+    assert not [line for line in daemon.lines[last:] if "edge.alarm" in line and released not in line], (
+        "no output changed after they were released"
+    )
 
 
 def test_sighup_reloads_the_config_and_keeps_the_last_good_one_on_error(tmp_path, daemon_factory):
