@@ -46,6 +46,7 @@ PI_STACK_VENVS := .venv-pi-litert .venv-pi-tflite
 PI_STACK_PYTEST := -m pytest -q -ra -p no:cacheprovider -m 'not hardware and not workstation' --ignore=tests/install
 
 .venv-pi-%/.created: requirements/pi.txt requirements/test-pi-stack.txt constraints/bookworm-apt.txt pyproject.toml
+	@$(PYTHON) -c "import sys; v = sys.version_info[:2]; sys.exit(None if v == (3, 11) else f'.venv-pi-$*: the Pi stack is Python 3.11 (Bookworm): numpy 1.24.2 and tflite-runtime 2.14 have no wheels for {v[0]}.{v[1]}; install python3.11 and run: make test PYTHON=python3.11')"
 	rm -rf .venv-pi-$*
 	$(PYTHON) -m venv .venv-pi-$*
 	.venv-pi-$*/bin/python -m pip install --quiet --upgrade pip
