@@ -138,18 +138,20 @@ class FakePicamera2:
         return {"lores": {"size": (w, h), "stride": w + 64, "format": "YUV420"}}
 
     def capture_request(self, wait=None):
-        """The next frame's request: with wait=False a job that `wait` turns into it, else the request."""
+        """A job that `wait` turns into the next frame's request (a camera with no frame: one that fails)."""
+        assert wait is False, "an untimed capture_request() waits forever on a camera that gives no frame"
         if FakePicamera2.fail_capture:
             return "failed job"
         w, h = self.video["lores"]["size"]
         seed = len(self.requests)
         main = scene(*self.video["main"]["size"], seed=seed)
         self.requests.append(FakeRequest(padded_i420(scene(w, h, seed=seed), w + 64), main))
-        return self.requests[-1] if wait is None else ("job", self.requests[-1])
+        return ("job", self.requests[-1])
 
     def wait(self, job, timeout=None):
         if FakePicamera2.old_wait and timeout is not None:
             raise TypeError("wait() got an unexpected keyword argument 'timeout'")
+        assert timeout is not None or FakePicamera2.old_wait, "the wait for a frame must have a timeout"
         if job == "failed job":
             raise TimeoutError("no frame")
         return job[1]

@@ -396,12 +396,15 @@ def test_frames_far_smaller_or_thinner_than_the_model_input_give_no_face(height,
 
 
 class BrokenRegressors:
-    """An interpreter whose box sizes are `value` (NaN, infinite) for every anchor scoring above `logit`,
-    as a broken delegate or a corrupt model file could give; everything else is the real model's."""
+    """An interpreter whose regression `columns` (box sizes, keypoints) are `value` (NaN, infinite) for
+    every anchor scoring above `logit`, as a broken delegate or a corrupt model file could give;
+    everything else is the real model's."""
 
-    def __init__(self, interpreter, regressor_index: int, score_index: int, logit: float, value: float):
+    def __init__(
+        self, interpreter, regressor_index: int, score_index: int, logit: float, value: float, columns: slice
+    ):
         self.interpreter, self.regressor_index, self.score_index = interpreter, regressor_index, score_index
-        self.logit, self.value = logit, value
+        self.logit, self.value, self.columns = logit, value, columns
 
     def __getattr__(self, name):
         return getattr(self.interpreter, name)
@@ -411,16 +414,19 @@ class BrokenRegressors:
         if index == self.regressor_index:
             above = self.interpreter.get_tensor(self.score_index)[0, :, 0] > self.logit
             tensor = tensor.copy()
-            tensor[0, above, 2:4] = self.value  # width, height
+            tensor[0, above, self.columns] = self.value
         return tensor
 
 
+# A NaN or -inf box size is also dropped later, by the size checks, so those two cases pass without the
+# finite check; broken keypoints are not, and reach the weighted NMS: they are what the check is for.
+@pytest.mark.parametrize("columns", [slice(2, 4), slice(4, None)], ids=["box_size", "keypoints"])
 @pytest.mark.parametrize("value", [np.nan, np.inf, -np.inf])
-def test_candidates_whose_boxes_the_model_gives_as_not_finite_are_dropped(astronaut, value):
+def test_candidates_whose_boxes_the_model_gives_as_not_finite_are_dropped(astronaut, value, columns):
     detector = FaceDetector(DetectorConfig(strategy="short_range"))
     runner = detector.models["short_range"]._runner(128, 128)
     runner.interpreter = BrokenRegressors(
-        runner.interpreter, runner._regressor_index, runner._score_index, blazeface.logit(0.8), value
+        runner.interpreter, runner._regressor_index, runner._score_index, blazeface.logit(0.8), value, columns
     )
     faces = detector.detect(astronaut, frame_order="RGB")  # the best anchors are broken, the rest are not
     assert len(faces) == 1, f"the anchors under 0.8 find her, and nothing else is a face: {faces}"
