@@ -68,6 +68,17 @@ def test_a_line_torn_by_a_power_cut_costs_only_itself(tmp_path):
     assert [json.loads(line)["track_id"] for line in lines[2:]] == [7, 8]
 
 
+def test_each_event_is_on_the_card_before_the_next_can_be_lost(tmp_path, disk_calls):
+    """An alarm's line is fsynced as it is written, not when the OS gets round to it: a power cut right
+    after an alarm (a tripped fuse at the door) must not take its record."""
+    log = EventLog(tmp_path, clock=FakeClock())
+    log.on_event(alarm(track_id=7))
+    assert log.flush()
+    log.close()
+    synced = [data for kind, target, data in disk_calls if kind == "fsync" and target.name == "events.jsonl"]
+    assert len(synced) == 1 and json.loads(synced[0])["track_id"] == 7
+
+
 def test_daily_counts_survive_a_restart_and_roll_over(tmp_path):
     clock = FakeClock()  # Wednesday
     log = EventLog(tmp_path, clock=clock)

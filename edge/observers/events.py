@@ -14,13 +14,14 @@ import collections
 import datetime as dt
 import json
 import logging
+import os
 import threading
 import time
 from collections.abc import Callable
 from pathlib import Path
 from typing import Any, Protocol
 
-from edge.observers.storage import DiskGuard, write_atomic
+from edge.observers.storage import DiskGuard, fsync_folder, write_atomic
 from edge.observers.worker import BackgroundWorker
 from edge.results import AlarmEvent, FrameResult
 
@@ -198,6 +199,8 @@ class EventLog:
         self._tail_checked = True
         with open(self.log_path, "ab") as f:
             f.write(data)
+            f.flush()
+            os.fsync(f.fileno())  # an alarm is rare and its record is what a power cut must not take
 
     def _ends_with_newline(self) -> bool:
         with open(self.log_path, "rb") as f:
@@ -212,6 +215,7 @@ class EventLog:
             if older.exists():
                 older.replace(self.log_path.with_name(f"{LOG_NAME}.{i + 1}"))
         self.log_path.replace(self.log_path.with_name(f"{LOG_NAME}.1"))
+        fsync_folder(self.log_path.parent)
         log.info("events log rotated at %d bytes", self.max_bytes)
 
     def _save_counts_soon(self) -> None:
