@@ -215,7 +215,8 @@ class MqttPublisher:
 
     def close(self, timeout: float = 2.0) -> None:
         """Say "offline" (a clean disconnect does not fire the last will), then stop both threads. Each
-        of the three steps waits at most `timeout`: the alarm outputs go off after the observers close."""
+        of the three steps waits at most `timeout`, so a broker that does not answer cannot hold the
+        daemon's exit past systemd's stop timeout."""
         with self._cond:
             if self._closing:
                 return
