@@ -20,8 +20,8 @@ import json
 import logging
 from pathlib import Path
 
+from edge.atomic_files import write_atomic
 from edge.config import AlarmConfig, ConfigError, parse_alarm_section
-from edge.observers.storage import write_atomic
 
 log = logging.getLogger(__name__)
 

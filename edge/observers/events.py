@@ -21,7 +21,8 @@ from collections.abc import Callable
 from pathlib import Path
 from typing import Any, Protocol
 
-from edge.observers.storage import DiskGuard, fsync_folder, write_atomic
+from edge.atomic_files import fsync_folder, write_atomic
+from edge.observers.storage import DiskGuard
 from edge.observers.worker import BackgroundWorker
 from edge.results import AlarmEvent, FrameResult
 

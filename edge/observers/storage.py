@@ -15,7 +15,6 @@ from pathlib import Path
 
 log = logging.getLogger(__name__)
 
-TMP_SUFFIX = ".tmp"  # write_atomic's temporary file is the final name plus this
 # A temporary file older than this was cut off by a crash or a power cut, and nothing else would ever
 # delete it. Writing a snapshot or a crop takes milliseconds, so this never removes a write in progress.
 STALE_TMP_S = 60.0
@@ -62,39 +61,6 @@ class DiskGuard:
             log.info("%s: writing again after: %s", self.what, self.error)
             self.error = None
         return True
-
-
-def write_atomic(path: Path, data: bytes) -> None:
-    """Write `data` to `path` through a temporary file (`path` + TMP_SUFFIX), so a crash, a power cut or
-    a full disk leaves the old file or the new one, never a half one. The data is fsynced before the
-    rename: an SD card may otherwise store the rename first, and a power cut then leaves an empty or
-    truncated file under the final name. The folder is fsynced after it, so the rename itself lasts."""
-    tmp = path.with_name(path.name + TMP_SUFFIX)
-    try:
-        with open(tmp, "wb") as f:
-            f.write(data)
-            f.flush()
-            os.fsync(f.fileno())
-        os.replace(tmp, path)
-    except OSError:
-        tmp.unlink(missing_ok=True)
-        raise
-    fsync_folder(path.parent)
-
-
-def fsync_folder(folder: Path) -> None:
-    """Make the renames in `folder` durable. Best effort: some filesystems refuse to fsync a folder, and
-    the file is in place by then either way."""
-    try:
-        fd = os.open(folder, os.O_RDONLY)
-    except OSError:
-        return
-    try:
-        os.fsync(fd)
-    except OSError:
-        pass
-    finally:
-        os.close(fd)
 
 
 def prune_files(paths: list[Path], *, now: float, keep_days: float, max_bytes: float) -> list[Path]:
