@@ -18,7 +18,7 @@ from pathlib import Path
 import cv2
 import numpy as np
 
-from edge.atomic_files import TMP_SUFFIX, write_atomic
+from edge.atomic_files import write_atomic
 from edge.observers.storage import DiskGuard, delete_cut_off_writes
 from edge.observers.worker import BackgroundWorker
 from edge.results import FrameResult
@@ -56,11 +56,9 @@ class CropCollector:
         self._lock = threading.Lock()  # `count` is raised on the loop thread, lowered by the writer
         try:
             self.count = sum(1 for _ in self.directory.glob("*/*.jpg"))
-            cut_off = delete_cut_off_writes(sorted(self.directory.glob("*/*.jpg" + TMP_SUFFIX)), now=clock())
+            delete_cut_off_writes(self.directory, "*/*.jpg", now=clock(), what="face crops")
         except OSError:
-            self.count, cut_off = 0, []
-        if cut_off:
-            log.info("face crops: deleted %d half-written file(s) left by a crash or power cut", len(cut_off))
+            self.count = 0
         if self.count >= limit:
             log.info(
                 "face crops: %d already in %s, the cap of %d is reached", self.count, self.directory, limit

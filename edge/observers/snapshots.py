@@ -24,7 +24,7 @@ from pathlib import Path
 import cv2
 import numpy as np
 
-from edge.atomic_files import TMP_SUFFIX, write_atomic
+from edge.atomic_files import write_atomic
 from edge.observers.storage import DiskGuard, delete_cut_off_writes, prune_files
 from edge.observers.worker import BackgroundWorker
 from edge.results import AlarmEvent, FaceResult, FrameResult
@@ -239,12 +239,10 @@ class SnapshotSaver:
         now = self._clock()
         try:
             deleted = prune_files(self.files(), now=now, keep_days=self.keep_days, max_bytes=self.max_bytes)
-            cut_off = delete_cut_off_writes(sorted(self.directory.glob("*.jpg" + TMP_SUFFIX)), now=now)
+            delete_cut_off_writes(self.directory, "*.jpg", now=now, what="snapshots")
         except OSError as exc:
             log.warning("snapshots: retention failed in %s: %s", self.directory, exc)
             return
-        if cut_off:
-            log.info("snapshots: deleted %d half-written file(s) left by a crash or power cut", len(cut_off))
         if deleted:
             log.info(
                 "snapshots: deleted %d old file(s) (retention %.1f days, %.0f MB)",

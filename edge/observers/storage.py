@@ -13,6 +13,8 @@ import time
 from collections.abc import Callable
 from pathlib import Path
 
+from edge.atomic_files import TMP_SUFFIX
+
 log = logging.getLogger(__name__)
 
 # A temporary file older than this was cut off by a crash or a power cut, and nothing else would ever
@@ -89,7 +91,11 @@ def prune_files(paths: list[Path], *, now: float, keep_days: float, max_bytes: f
     return deleted
 
 
-def delete_cut_off_writes(paths: list[Path], *, now: float) -> list[Path]:
-    """Delete the temporary files among `paths` (write_atomic's, found by the caller's glob) last written
-    more than STALE_TMP_S before `now`. Returns the deleted ones."""
-    return prune_files(paths, now=now, keep_days=STALE_TMP_S / 86400.0, max_bytes=float("inf"))
+def delete_cut_off_writes(folder: Path, pattern: str, *, now: float, what: str) -> list[Path]:
+    """Delete write_atomic's temporary files of the files `folder.glob(pattern)` finds that were last
+    written more than STALE_TMP_S before `now`, and say so in the log as `what`. Returns the deleted ones."""
+    temporaries = sorted(Path(folder).glob(pattern + TMP_SUFFIX))
+    deleted = prune_files(temporaries, now=now, keep_days=STALE_TMP_S / 86400.0, max_bytes=float("inf"))
+    if deleted:
+        log.info("%s: deleted %d half-written file(s) left by a crash or power cut", what, len(deleted))
+    return deleted
