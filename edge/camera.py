@@ -78,46 +78,134 @@ def as_bgr(image: np.ndarray) -> np.ndarray:
 # --- picamera2 -------------------------------------------------------------------------------------
 
 
-def yuv420_to_bgr(buffer: np.ndarray, width: int, height: int, stride: int) -> np.ndarray:
+# sYCC (JPEG) YUV spans 0-255; OpenCV's I420 conversion decodes BT.601 limited range (Y 16-235, chroma
+# 16-240). These tables move full-range planes into limited range first, so one conversion serves both.
+_FULL_TO_LIMITED_Y = np.round(16 + np.arange(256) * 219 / 255).astype(np.uint8)
+_FULL_TO_LIMITED_CHROMA = np.round(128 + (np.arange(256) - 128) * 224 / 255).astype(np.uint8)
+
+
+def yuv420_to_bgr(
+    buffer: np.ndarray, width: int, height: int, stride: int, full_range: bool = False
+) -> np.ndarray:
     """A planar YUV420 (I420) buffer with rows `stride` bytes apart, as a BGR frame.
 
     picamera2 hands the lores stream over as (height * 3 / 2, stride) bytes: the Y plane of `height`
     rows, then U and V planes of height/2 rows each `stride / 2` bytes apart. When stride == width this
     is exactly OpenCV's I420 layout and converts without a copy; otherwise the padding is cut from each
-    plane first (slicing the combined array would mix U and V rows).
+    plane first (slicing the combined array would mix U and V rows). BT.601 either way; `full_range` for
+    sYCC/JPEG planes (0-255), else SMPTE 170M's limited range.
     """
     flat = buffer.reshape(-1)
     if stride == width:
-        return cv2.cvtColor(
-            flat[: width * height * 3 // 2].reshape(height * 3 // 2, width), cv2.COLOR_YUV2BGR_I420
+        i420 = flat[: width * height * 3 // 2].reshape(height * 3 // 2, width)
+    else:
+        half_w, half_h, half_stride = width // 2, height // 2, stride // 2
+        y_end = stride * height
+        u_end = y_end + half_stride * half_h
+        i420 = np.empty((height * 3 // 2, width), np.uint8)
+        i420[:height] = flat[:y_end].reshape(height, stride)[:, :width]
+        chroma = i420[height:].reshape(-1)
+        plane = half_w * half_h
+        chroma[:plane] = flat[y_end:u_end].reshape(half_h, half_stride)[:, :half_w].reshape(-1)
+        chroma[plane:] = (
+            flat[u_end : u_end + half_stride * half_h].reshape(half_h, half_stride)[:, :half_w].reshape(-1)
         )
-    half_w, half_h, half_stride = width // 2, height // 2, stride // 2
-    y_end = stride * height
-    u_end = y_end + half_stride * half_h
-    i420 = np.empty((height * 3 // 2, width), np.uint8)
-    i420[:height] = flat[:y_end].reshape(height, stride)[:, :width]
-    chroma = i420[height:].reshape(-1)
-    plane = half_w * half_h
-    chroma[:plane] = flat[y_end:u_end].reshape(half_h, half_stride)[:, :half_w].reshape(-1)
-    chroma[plane:] = (
-        flat[u_end : u_end + half_stride * half_h].reshape(half_h, half_stride)[:, :half_w].reshape(-1)
-    )
+    if full_range:
+        limited = np.empty_like(i420)
+        limited[:height] = cv2.LUT(i420[:height], _FULL_TO_LIMITED_Y)
+        limited[height:] = cv2.LUT(i420[height:], _FULL_TO_LIMITED_CHROMA)
+        i420 = limited
     return cv2.cvtColor(i420, cv2.COLOR_YUV2BGR_I420)
 
 
+def yuv_is_full_range(colour_space, colour_spaces) -> bool:
+    """Whether libcamera's `colour_space` (as picamera2's camera_configuration() reports it) writes YUV
+    in full range: sYCC/JPEG yes, SMPTE 170M and Rec.709 no.
+
+    Told apart by primaries and transfer function, as picamera2 does: on an RGB stream (the first one,
+    which camera_configuration() reports) libcamera clears the YCbCr matrix and range. `colour_spaces`
+    is libcamera's ColorSpace class. None (not reported) is picamera2's default for an RGB main stream,
+    sYCC.
+    """
+    if colour_space is None:
+        return True
+
+    def same(a, b) -> bool:
+        return a.primaries == b.primaries and a.transferFunction == b.transferFunction
+
+    if same(colour_space, colour_spaces.Sycc()):
+        return True
+    if not same(colour_space, colour_spaces.Smpte170m()):
+        log.warning(
+            "picamera2: lores colour space %s is neither sYCC nor SMPTE 170M; decoded as BT.601 limited "
+            "range, colours may be off",
+            colour_space,
+        )
+    return False
+
+
+MIN_SENSOR_FPS = 10.0  # a lower camera.fps_limit is FramePacer's to keep; the sensor runs at this
+
+
 def _frame_rate_controls(fps: float) -> dict:
-    """libcamera's FrameDurationLimits (every picamera2 version knows it; "FrameRate" is newer sugar)."""
+    """libcamera's FrameDurationLimits (every picamera2 version knows it; "FrameRate" is newer sugar).
+
+    Never slower than MIN_SENSOR_FPS: after every start libcamera hides the frames its AGC and AWB take
+    to settle (about 8), and at 2 fps those alone outlast the capture timeout, so the camera would never
+    give its first frame and be retried forever.
+    """
     if not fps:
         return {}
-    frame_us = int(round(1e6 / fps))
+    frame_us = int(round(1e6 / max(fps, MIN_SENSOR_FPS)))
     return {"FrameDurationLimits": (frame_us, frame_us)}
+
+
+class _PendingRequest:
+    """One `capture_request` job, waited for at most `timeout_s` on every picamera2 version.
+
+    `wait(job, timeout)` only came with picamera2 0.3.17 (Raspberry Pi OS images of 2023 ship older
+    ones, and an untimed wait on a camera that gives no frame never returns); a job's signal_function
+    is as old as asynchronous capture. A request that comes after the read gave up is released as it
+    arrives: nobody else would, and the camera has only buffer_count buffers.
+    """
+
+    def __init__(self, camera):
+        self._camera = camera
+        self._lock = threading.Lock()
+        self._done = threading.Event()
+        self._abandoned = False
+        self._job = camera.capture_request(signal_function=self._signal)
+
+    def _signal(self, job) -> None:  # on picamera2's event loop thread
+        with self._lock:
+            self._done.set()
+            late = self._abandoned
+        if late:
+            try:
+                request = self._camera.wait(job)
+            except Exception:
+                return
+            if request is not None:
+                request.release()
+
+    def result(self, timeout_s: float):
+        if not self._done.wait(timeout_s):
+            with self._lock:
+                self._abandoned = not self._done.is_set()
+            if self._abandoned:
+                raise TimeoutError("no request completed")
+        return self._camera.wait(self._job)
 
 
 class Picamera2Source:
     """The Pi camera: a `main` stream for snapshots and a small `lores` YUV420 stream for analysis.
 
     The ISP scales the sensor image to the lores size for free, so analysis never resizes on the CPU.
-    "RGB888" in libcamera's naming is B, G, R in memory, i.e. already OpenCV's BGR: no swap.
+    "RGB888" in libcamera's naming is B, G, R in memory, i.e. already OpenCV's BGR: no swap. The YUV
+    colour space is sYCC (BT.601, full range), picamera2's own choice with an RGB main stream (older
+    drivers accept nothing else for RGB streams); asked for by name, and read back after configure, since
+    libcamera may adjust it. OpenCV's I420 conversion assumes limited range: decoding full range that way
+    raised contrast by 16 % (blacks and highlights clipped), so full-range planes are rescaled first.
     Both streams come from the same request, so `full_frame()` is the very moment `read()` returned, at
     the main stream's resolution: the request is held until the next `read()` (or `close()`), and its
     main buffer is copied only when asked (violation snapshots).
@@ -130,11 +218,13 @@ class Picamera2Source:
         self.capture_timeout_s = capture_timeout_s
         self._camera = None
         self._lores: tuple[int, int, int] | None = None  # width, height, stride
+        self._full_range = True  # the lores YUV's range, read back after configure
         self._mapped_array = None
         self._held = None  # the last read's request, for full_frame()
 
     def open(self) -> None:
         try:
+            from libcamera import ColorSpace  # picamera2's own dependency (python3-libcamera)
             from picamera2 import MappedArray, Picamera2
         except ImportError as exc:
             raise SourceConfigError(_PICAMERA2_MISSING) from exc
@@ -145,6 +235,7 @@ class Picamera2Source:
             video = camera.create_video_configuration(
                 main={"size": (c.snapshot_width, c.snapshot_height), "format": "RGB888"},
                 lores={"size": (c.width, c.height), "format": "YUV420"},
+                colour_space=ColorSpace.Sycc(),  # picamera2's default for RGB main, said out loud
                 controls=_frame_rate_controls(c.fps_limit),
                 buffer_count=4,
             )
@@ -157,13 +248,17 @@ class Picamera2Source:
                 except Exception:
                     log.debug("closing the camera after a failed start raised", exc_info=True)
             raise CameraError(f"picamera2: cannot start the camera ({exc})") from exc
-        lores = camera.camera_configuration()["lores"]
+        applied = camera.camera_configuration()
+        lores = applied["lores"]
         self._lores = (lores["size"][0], lores["size"][1], lores["stride"])
+        self._full_range = yuv_is_full_range(applied.get("colour_space"), ColorSpace)
         self._camera, self._mapped_array = camera, MappedArray
         log.info(
-            "picamera2 started: lores %dx%d stride %d YUV420, main %s RGB888",
+            "picamera2 started: lores %dx%d stride %d YUV420 (%s range), main %s RGB888, colour space %s",
             *self._lores,
+            "full" if self._full_range else "limited",
             video["main"]["size"],
+            applied.get("colour_space"),
         )
 
     def read(self) -> np.ndarray:
@@ -177,7 +272,7 @@ class Picamera2Source:
         try:
             with self._mapped_array(request, "lores", reshape=False) as mapped:  # no copy of the YUV buffer
                 width, height, stride = self._lores
-                frame = yuv420_to_bgr(mapped.array, width, height, stride)
+                frame = yuv420_to_bgr(mapped.array, width, height, stride, self._full_range)
         except BaseException:
             request.release()
             raise
@@ -185,14 +280,7 @@ class Picamera2Source:
         return frame
 
     def _capture_request(self):
-        try:
-            job = self._camera.capture_request(wait=False)
-        except TypeError:  # a picamera2 without asynchronous capture: untimed
-            return self._camera.capture_request()
-        try:
-            return self._camera.wait(job, timeout=self.capture_timeout_s)
-        except TypeError:  # picamera2 older than 0.3.17 has no timeout: this job's request, untimed
-            return self._camera.wait(job)
+        return _PendingRequest(self._camera).result(self.capture_timeout_s)
 
     def full_frame(self) -> np.ndarray | None:
         """The last `read()`'s frame from the main stream (snapshot_width x snapshot_height), BGR, a copy."""
@@ -204,13 +292,15 @@ class Picamera2Source:
             request.release()
 
     def close(self) -> None:
-        self._release_held()
         camera, self._camera = self._camera, None
-        if camera is not None:
-            try:
-                camera.stop()
-            finally:
-                camera.close()
+        try:
+            self._release_held()  # requeues the request: raises on a camera that is gone
+        finally:
+            if camera is not None:  # stopped and closed all the same, or the next open finds it busy
+                try:
+                    camera.stop()
+                finally:
+                    camera.close()
 
 
 # --- OpenCV: USB camera, video file, RTSP ------------------------------------------------------------
@@ -219,8 +309,8 @@ class Picamera2Source:
 class VideoCaptureSource:
     """OpenCV capture of a USB camera index, a /dev/video node, a video file or an RTSP/HTTP URL.
 
-    A video file is finite: it ends (or rewinds with `loop`). A camera or stream that fails to read is
-    lost: CameraError.
+    A video file is finite: it ends (or rewinds with `loop`); one OpenCV cannot open is a configuration
+    error. A camera or stream that fails to open or read is lost: CameraError.
     """
 
     def __init__(self, target: int | str, config: CameraConfig):
@@ -245,6 +335,8 @@ class VideoCaptureSource:
             capture = cv2.VideoCapture(self.target)
         if not capture.isOpened():
             capture.release()
+            if self.is_file:  # a file does not come back like an unplugged camera: not retried
+                raise SourceConfigError(f"camera.source: {self.name}: OpenCV cannot read it as a video")
             raise CameraError(f"{self.name}: cannot open")
         if not self.is_file:
             capture.set(cv2.CAP_PROP_FRAME_WIDTH, self.config.width)
@@ -528,17 +620,21 @@ class MotionGate:
         self.pixel_delta = pixel_delta
         self.size = size
         self._previous: np.ndarray | None = None
+        self._previous_shape: tuple[int, ...] | None = None
 
     def is_still(self, frame: np.ndarray) -> bool:
+        """False for the first frame and for one of another size than the last (a camera back at another
+        resolution): every thumbnail is `size`, so only the frames' own shapes tell that."""
         thumb = cv2.cvtColor(cv2.resize(frame, self.size, interpolation=cv2.INTER_AREA), cv2.COLOR_BGR2GRAY)
         previous, self._previous = self._previous, thumb
-        if previous is None or previous.shape != thumb.shape:
+        previous_shape, self._previous_shape = self._previous_shape, frame.shape
+        if previous is None or previous_shape != frame.shape:
             return False
         changed = np.count_nonzero(cv2.absdiff(thumb, previous) > self.pixel_delta)
         return changed / thumb.size < self.threshold
 
     def reset(self) -> None:
-        self._previous = None
+        self._previous = self._previous_shape = None
 
 
 def build_source(

@@ -27,6 +27,7 @@ from edge.camera import (
     iter_frames,
     open_source,
     yuv420_to_bgr,
+    yuv_is_full_range,
 )
 from edge.config import CameraConfig
 
@@ -47,15 +48,42 @@ def scene(width=640, height=480, seed=0) -> np.ndarray:
     return image.astype(np.uint8)
 
 
-def padded_i420(bgr: np.ndarray, stride: int) -> np.ndarray:
+# libcamera's three standard YUV colour spaces: (Kr, Kb, full range), named as picamera2's tests name them.
+YUV_ENCODINGS = {
+    "sYCC": (0.299, 0.114, True),
+    "SMPTE170M": (0.299, 0.114, False),
+    "Rec709": (0.2126, 0.0722, False),
+}
+
+
+def i420(bgr: np.ndarray, colour_space: str = "SMPTE170M") -> np.ndarray:
+    """Planar YUV420 of a BGR image as the ISP writes it in `colour_space` (chroma averaged over 2x2):
+    sYCC is BT.601 in full range (0-255), SMPTE 170M BT.601 in limited range (what OpenCV's I420
+    conversions use), Rec.709 its own matrix in limited range."""
+    kr, kb, full_range = YUV_ENCODINGS[colour_space]
+    height, width = bgr.shape[:2]
+    b, g, r = (bgr[..., i].astype(np.float64) / 255 for i in range(3))
+    y = kr * r + (1 - kr - kb) * g + kb * b
+    luma_span, chroma_span, luma_floor = (255, 255, 0) if full_range else (219, 224, 16)
+    planes = [
+        luma_floor + luma_span * y,
+        128 + chroma_span * (b - y) / (2 - 2 * kb),
+        128 + chroma_span * (r - y) / (2 - 2 * kr),
+    ]
+    planes[1:] = [p.reshape(height // 2, 2, width // 2, 2).mean(axis=(1, 3)) for p in planes[1:]]
+    flat = np.concatenate([p.reshape(-1) for p in planes])
+    return np.clip(np.round(flat), 0, 255).astype(np.uint8).reshape(height * 3 // 2, width)
+
+
+def padded_i420(bgr: np.ndarray, stride: int, colour_space: str = "SMPTE170M") -> np.ndarray:
     """What picamera2 hands over for a YUV420 lores stream: planes with rows `stride` bytes apart, as
     a (height * 3 / 2, stride) array, the padding filled with junk."""
     height, width = bgr.shape[:2]
-    i420 = cv2.cvtColor(bgr, cv2.COLOR_BGR2YUV_I420).reshape(-1)
+    planar = i420(bgr, colour_space).reshape(-1)
     y, u, v = (
-        i420[: width * height],
-        i420[width * height : width * height * 5 // 4],
-        i420[width * height * 5 // 4 :],
+        planar[: width * height],
+        planar[width * height : width * height * 5 // 4],
+        planar[width * height * 5 // 4 :],
     )
     out = np.full(stride * height * 3 // 2, 77, np.uint8)
     out[: stride * height].reshape(height, stride)[:, :width] = y.reshape(height, width)
@@ -87,6 +115,7 @@ class FakeRequest:
     def __init__(self, buffer, main):
         self.buffer, self.main = buffer, main  # lores YUV420 with stride, main RGB888 (BGR in memory)
         self.released = False
+        self.release_error: Exception | None = None
 
     def make_array(self, stream):
         assert stream == "main" and not self.released, "a released request's buffers are the camera's again"
@@ -94,6 +123,8 @@ class FakeRequest:
 
     def release(self):
         self.released = True
+        if self.release_error is not None:  # picamera2 requeues it: libcamera refuses a camera that is gone
+            raise self.release_error
 
 
 class FakeMappedArray:
@@ -108,26 +139,71 @@ class FakeMappedArray:
         pass
 
 
+class BlocksForever(BaseException):
+    """An untimed wait for a frame that never comes: picamera2 would hang there, the test stops."""
+
+
+class FakeJob:
+    """picamera2's Job: completed by the camera when a frame comes, then its signal_function is called."""
+
+    def __init__(self, signal_function):
+        self.signal_function = signal_function
+        self.request: FakeRequest | None = None
+
+    def complete(self, request):
+        self.request = request
+        if self.signal_function is not None:
+            self.signal_function(self)
+
+
+class FakeColorSpace:
+    """libcamera.ColorSpace as picamera2 tells them apart: by primaries and transfer function."""
+
+    def __init__(self, name: str):
+        self.name = name
+        self.primaries, self.transferFunction = {
+            "sYCC": ("Rec709", "Srgb"),
+            "SMPTE170M": ("Smpte170m", "Rec709"),
+            "Rec709": ("Rec709", "Rec709"),
+        }[name]
+
+    def __repr__(self):
+        return f"<libcamera.ColorSpace '{self.name}'>"
+
+
+FAKE_COLOR_SPACES = types.SimpleNamespace(
+    Sycc=lambda: FakeColorSpace("sYCC"),
+    Smpte170m=lambda: FakeColorSpace("SMPTE170M"),
+    Rec709=lambda: FakeColorSpace("Rec709"),
+)
+
+
 class FakePicamera2:
     """Just enough of picamera2.Picamera2 to check how the source configures and reads it."""
 
     instances: list = []
-    fail_capture = False
+    frames_flow = True  # False: a camera that gives no frame (and no error)
     fail_configure = False
     old_wait = False  # picamera2 before 0.3.17: wait() takes no timeout
+    adjusts_colour_space_to: str | None = None  # libcamera's validate() choosing another one
 
     def __init__(self):
         self.configured = self.started = self.closed = False
         self.requests = []
+        self.jobs: list[FakeJob] = []
         FakePicamera2.instances.append(self)
 
-    def create_video_configuration(self, main, lores, controls, buffer_count):
-        self.video = {"main": main, "lores": lores, "controls": controls}
+    def create_video_configuration(self, main, lores, controls, buffer_count, colour_space=None):
+        # picamera2 picks sYCC when the main stream is RGB: drivers refused anything else for RGB streams
+        colour_space = colour_space or FakeColorSpace("sYCC")
+        self.video = {"main": main, "lores": lores, "controls": controls, "colour_space": colour_space}
         return self.video
 
     def configure(self, config):
         if FakePicamera2.fail_configure:
             raise RuntimeError("Failed to configure camera")
+        if FakePicamera2.adjusts_colour_space_to:
+            config["colour_space"] = FakeColorSpace(FakePicamera2.adjusts_colour_space_to)
         self.configured = True
 
     def start(self):
@@ -135,26 +211,44 @@ class FakePicamera2:
 
     def camera_configuration(self):
         w, h = self.video["lores"]["size"]
-        return {"lores": {"size": (w, h), "stride": w + 64, "format": "YUV420"}}
+        return {
+            "lores": {"size": (w, h), "stride": w + 64, "format": "YUV420"},
+            "colour_space": self.video["colour_space"],
+        }
 
-    def capture_request(self, wait=None):
-        """A job that `wait` turns into the next frame's request (a camera with no frame: one that fails)."""
-        assert wait is False, "an untimed capture_request() waits forever on a camera that gives no frame"
-        if FakePicamera2.fail_capture:
-            return "failed job"
+    def capture_request(self, wait=None, signal_function=None):
+        """A job that the next frame completes (picamera2's dispatch_functions: with a signal_function
+        and no `wait` it returns the job at once)."""
+        if wait is None:
+            wait = signal_function is None
+        job = FakeJob(signal_function)
+        self.jobs.append(job)
+        if FakePicamera2.frames_flow:
+            job.complete(self._next_request())
+        return self.wait(job, timeout=None if wait is True else wait) if wait is not False else job
+
+    def deliver(self):
+        """The camera gives frames again: every job still waiting gets one."""
+        for job in self.jobs:
+            if job.request is None:
+                job.complete(self._next_request())
+
+    def _next_request(self):
         w, h = self.video["lores"]["size"]
         seed = len(self.requests)
         main = scene(*self.video["main"]["size"], seed=seed)
-        self.requests.append(FakeRequest(padded_i420(scene(w, h, seed=seed), w + 64), main))
-        return ("job", self.requests[-1])
+        lores = padded_i420(scene(w, h, seed=seed), w + 64, self.video["colour_space"].name)
+        self.requests.append(FakeRequest(lores, main))
+        return self.requests[-1]
 
     def wait(self, job, timeout=None):
         if FakePicamera2.old_wait and timeout is not None:
             raise TypeError("wait() got an unexpected keyword argument 'timeout'")
-        assert timeout is not None or FakePicamera2.old_wait, "the wait for a frame must have a timeout"
-        if job == "failed job":
-            raise TimeoutError("no frame")
-        return job[1]
+        if job.request is None:
+            if timeout is None:
+                raise BlocksForever("an untimed wait for a camera that gives no frame never returns")
+            raise TimeoutError
+        return job.request
 
     def stop(self):
         self.started = False
@@ -165,10 +259,12 @@ class FakePicamera2:
 
 @pytest.fixture
 def fake_picamera2(monkeypatch):
-    FakePicamera2.instances, FakePicamera2.fail_capture = [], False
+    FakePicamera2.instances, FakePicamera2.frames_flow = [], True
     FakePicamera2.fail_configure = FakePicamera2.old_wait = False
+    FakePicamera2.adjusts_colour_space_to = None
     module = types.SimpleNamespace(Picamera2=FakePicamera2, MappedArray=FakeMappedArray)
     monkeypatch.setitem(sys.modules, "picamera2", module)
+    monkeypatch.setitem(sys.modules, "libcamera", types.SimpleNamespace(ColorSpace=FAKE_COLOR_SPACES))
     return FakePicamera2
 
 
@@ -186,13 +282,62 @@ def test_picamera2_main_rgb888_for_snapshots_lores_yuv420_for_analysis(fake_pica
     }  # the sensor itself runs at 15 fps
     frame = source.read()
     assert frame.shape == (240, 320, 3)
-    np.testing.assert_array_equal(
-        frame, cv2.cvtColor(padded_i420(scene(320, 240), 320), cv2.COLOR_YUV2BGR_I420)
-    )
+    unpadded = yuv420_to_bgr(i420(scene(320, 240), "sYCC"), 320, 240, 320, full_range=True)
+    np.testing.assert_array_equal(frame, unpadded)  # the stride's padding cut from every plane
     source.read()
     assert camera.requests[0].released, "every request goes back to the camera by the next read"
     source.close()
     assert camera.requests[1].released and camera.closed and not camera.started
+
+
+def colour_patches(width, height) -> np.ndarray:
+    """Flat patches of saturated and skin colours (flat, so chroma subsampling changes nothing)."""
+    colours = [(30, 30, 220), (40, 180, 40), (200, 60, 30), (120, 150, 210), (200, 150, 80), (60, 200, 230)]
+    image = np.zeros((height, width, 3), np.uint8)
+    step = width // len(colours)
+    for i, colour in enumerate(colours):
+        image[:, i * step : (i + 1) * step] = colour
+    return image
+
+
+@pytest.mark.parametrize("applied", [None, "SMPTE170M"], ids=["sYCC as asked", "adjusted to SMPTE 170M"])
+def test_picamera2_analysis_frames_keep_the_scene_colours_and_contrast(fake_picamera2, applied):
+    """With an RGB main stream the lores YUV is sYCC, full range: decoded as OpenCV's limited range its
+    contrast rose by 16 % (darks and highlights clipped, colours up to ~30 levels off). Whatever
+    libcamera applies is read back and decoded as such."""
+    fake_picamera2.adjusts_colour_space_to = applied
+    config = CameraConfig(width=384, height=240, snapshot_width=1280, snapshot_height=960)
+    source = Picamera2Source(config)
+    source.open()
+    camera = fake_picamera2.instances[0]
+    assert camera.video["colour_space"].name == (applied or "sYCC")
+    camera._next_request = lambda: FakeRequest(
+        padded_i420(colour_patches(384, 240), 448, camera.video["colour_space"].name), None
+    )
+    frame = source.read()
+    error = np.abs(frame.astype(int) - colour_patches(384, 240)).max()
+    assert error <= 3, f"colours {error} levels off"
+    source.close()
+
+
+def test_yuv_range_is_told_by_the_colour_space_libcamera_reports():
+    assert yuv_is_full_range(FakeColorSpace("sYCC"), FAKE_COLOR_SPACES)
+    assert yuv_is_full_range(None, FAKE_COLOR_SPACES)  # not reported: picamera2's default for RGB main
+    assert not yuv_is_full_range(FakeColorSpace("SMPTE170M"), FAKE_COLOR_SPACES)
+    assert not yuv_is_full_range(FakeColorSpace("Rec709"), FAKE_COLOR_SPACES)
+
+
+def test_a_low_frame_rate_cap_is_the_pacers_the_sensor_keeps_running(fake_picamera2):
+    """libcamera hides ~8 frames after every start while AGC and AWB settle: at 2 fps those alone
+    outlast the capture timeout, and the camera never gave a first frame."""
+    source = Picamera2Source(CameraConfig(fps_limit=2))
+    source.open()
+    assert fake_picamera2.instances[0].video["controls"] == {"FrameDurationLimits": (100000, 100000)}
+    source.close()
+    fast = Picamera2Source(CameraConfig(fps_limit=30))
+    fast.open()
+    assert fake_picamera2.instances[1].video["controls"] == {"FrameDurationLimits": (33333, 33333)}
+    fast.close()
 
 
 def test_picamera2_full_frame_is_the_main_stream_of_the_frame_just_read(fake_picamera2):
@@ -222,12 +367,38 @@ def test_retrying_source_passes_the_full_frame_on(fake_picamera2):
     assert folder.full_frame() is None, "sources without a main stream have no full frame"
 
 
-def test_picamera2_without_a_frame_is_a_lost_camera(fake_picamera2):
-    source = Picamera2Source(CameraConfig())
+@pytest.mark.parametrize("old_wait", [False, True], ids=["picamera2", "picamera2 before 0.3.17"])
+def test_picamera2_without_a_frame_is_a_lost_camera(fake_picamera2, old_wait):
+    fake_picamera2.old_wait = old_wait  # its wait() has no timeout: an untimed one would hang here
+    source = Picamera2Source(CameraConfig(), capture_timeout_s=0.01)
     source.open()
-    fake_picamera2.fail_capture = True
+    fake_picamera2.frames_flow = False
     with pytest.raises(CameraError, match="picamera2: no frame"):
         source.read()
+    source.close()
+
+
+def test_a_frame_that_comes_after_the_read_gave_up_goes_back_to_the_camera(fake_picamera2):
+    source = Picamera2Source(CameraConfig(), capture_timeout_s=0.01)
+    source.open()
+    camera = fake_picamera2.instances[0]
+    fake_picamera2.frames_flow = False
+    with pytest.raises(CameraError):
+        source.read()
+    camera.deliver()  # the frame the timed-out job asked for comes after all
+    assert len(camera.requests) == 1 and camera.requests[0].released, "nobody else would release it"
+
+
+def test_picamera2_close_stops_the_camera_even_when_the_held_request_cannot_go_back(fake_picamera2):
+    source = Picamera2Source(CameraConfig())
+    source.open()
+    source.read()
+    camera = fake_picamera2.instances[0]
+    camera.requests[0].release_error = RuntimeError("Failed to queue request")  # the camera is gone
+    with pytest.raises(RuntimeError, match="Failed to queue request"):
+        source.close()
+    assert camera.closed and not camera.started, "left open, every reopen would find the camera busy"
+    source.close()  # and closing again is harmless
 
 
 def test_picamera2_that_fails_to_start_is_closed_so_the_next_attempt_can_have_it(fake_picamera2):
@@ -237,7 +408,7 @@ def test_picamera2_that_fails_to_start_is_closed_so_the_next_attempt_can_have_it
     assert fake_picamera2.instances[0].closed
 
 
-def test_picamera2_without_a_capture_timeout_waits_for_the_job_it_asked_for(fake_picamera2):
+def test_picamera2_before_0_3_17_waits_for_the_job_it_asked_for(fake_picamera2):
     fake_picamera2.old_wait = True
     source = Picamera2Source(CameraConfig(width=320, height=240))
     source.open()
@@ -281,6 +452,16 @@ def test_a_camera_that_cannot_open_is_a_camera_error():
     source = VideoCaptureSource("rtsp://127.0.0.1:9/none", CameraConfig())
     with pytest.raises(CameraError, match="cannot open"):
         source.open()
+
+
+def test_a_video_file_opencv_cannot_read_ends_the_run_rather_than_being_retried(tmp_path):
+    path = tmp_path / "clip.mp4"
+    path.write_bytes(b"not a video at all" * 100)
+    config = CameraConfig(retry_initial_s=0.1)
+    source = RetryingSource(lambda: open_source(str(path), config), wait=lambda s: False)
+    with pytest.raises(SourceConfigError, match="clip.mp4: OpenCV cannot read it as a video"):
+        source.read()
+    assert source.failures == 0, "a file is not a camera that comes back"
 
 
 def test_a_stream_that_accepts_and_never_answers_is_given_up_within_the_stream_timeout(monkeypatch):
@@ -496,6 +677,15 @@ def test_motion_gate_sees_a_still_scene_and_a_change():
     moved = still.copy()
     moved[100:300, 200:360] = 30  # someone walks in
     assert not gate.is_still(moved)
+
+
+def test_motion_gate_calls_a_frame_of_another_size_a_change():
+    """Every thumbnail is 80x60: the same scene from a camera back at half the resolution looked still."""
+    gate = MotionGate(threshold=0.01)
+    still = scene()
+    assert not gate.is_still(still)
+    assert not gate.is_still(cv2.resize(still, (320, 240), interpolation=cv2.INTER_AREA))
+    assert gate.is_still(cv2.resize(still, (320, 240), interpolation=cv2.INTER_AREA)), "then compared again"
 
 
 def test_frame_list_source_returns_frames_by_reference_and_ends():
