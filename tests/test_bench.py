@@ -2,8 +2,10 @@
 
 from __future__ import annotations
 
+import json
 import socket
 import subprocess
+import sys
 from pathlib import Path
 
 import pytest
@@ -131,3 +133,55 @@ def test_rss_of_a_fresh_process_running_your_config(tmp_path):
     assert 30 < bench.peak_rss_mb(10, COLOR_MODEL, config) < 1000
     with pytest.raises(subprocess.CalledProcessError):  # the child reads the file you gave
         bench.peak_rss_mb(10, COLOR_MODEL, write_config(tmp_path, "camra: {}\n"))
+
+
+@pytest.mark.parametrize(
+    ("option", "message"),
+    [
+        (["--frames", "0"], "--frames: 0 is not a whole number of 1 or more"),
+        (["--frames", "-3"], "--frames: -3 is not a whole number of 1 or more"),
+        (["--threads", "0"], "--threads: 0 is not a whole number of 1 or more"),
+        (["--threads", "1", "two"], "--threads: 'two' is not a whole number of 1 or more"),
+    ],
+)
+def test_bad_counts_are_usage_errors_naming_the_option(capsys, option, message):
+    from edge.cli import main
+
+    with pytest.raises(SystemExit) as exit_:
+        main(["bench", *option])
+    assert exit_.value.code == 2 and message in capsys.readouterr().err
+
+
+@pytest.mark.parametrize(
+    ("config_text", "extra", "message"),
+    [
+        ("camra: {}\n", [], "camra: unknown key (did you mean camera?)"),
+        (None, [], "cannot read config"),
+        ("", ["--classifier", "absent.tflite"], "classifier model absent.tflite not found"),
+    ],
+)
+def test_a_bad_config_or_classifier_is_an_error_before_anything_is_measured(
+    tmp_path, capsys, monkeypatch, config_text, extra, message
+):
+    from edge.cli import main
+
+    config = tmp_path / "mine.yaml"
+    if config_text is not None:
+        config.write_text(config_text)
+    monkeypatch.setattr(bench, "measure", lambda *a, **k: pytest.fail("measured"))
+    assert main(["bench", "--config", str(config), "--frames", "1", *extra]) == 2
+    err = capsys.readouterr().err
+    assert err.startswith("error: ") and message in err
+
+
+def test_json_is_the_only_thing_on_stdout(tmp_path):
+    """The loop logs each decision; with --json those lines go to stderr, so the output parses whole."""
+    done = subprocess.run(
+        [sys.executable, "-m", "edge", "bench", "--json", "--faces", "1", "--threads", "1", "--frames", "3",
+         "--classifier", str(COLOR_MODEL)],
+        capture_output=True, text=True, timeout=300, cwd=Path(__file__).resolve().parent.parent,
+    )  # fmt: skip
+    assert done.returncode == 0, done.stderr
+    report = json.loads(done.stdout)
+    assert [(row["faces"], row["threads"], row["frames"]) for row in report["rows"]] == [(1, 1, 3)]
+    assert "edge.classifier" in done.stderr, "the logs are still there, on stderr"

@@ -8,6 +8,10 @@ shipped mask classifier is tested too once models/mask_classifier.tflite exists.
 from __future__ import annotations
 
 import json
+import os
+import shutil
+import subprocess
+import sys
 from pathlib import Path
 
 import cv2
@@ -16,7 +20,7 @@ import pytest
 
 from edge.cli import main as cli_main
 from edge.synth.scene import astronaut, entrance_background, place_face
-from tests.daemon_scenes import CHANNELS, COLOR_MODEL, SHIPPED_MODEL
+from tests.daemon_scenes import CHANNELS, COLOR_MODEL, REPO, SHIPPED_MODEL
 
 FACE_PX, FACE_CENTRE = 140.0, (320.0, 220.0)
 
@@ -201,3 +205,160 @@ def test_a_gif_is_read_and_its_drawing_saved_as_png(capsys, color_config, tmp_pa
     assert (line["image"], line["width"], line["height"]) == (str(gif), 64, 64)
     drawn = cv2.imread(str(tmp_path / "with_mask_red.png"))
     assert drawn is not None and tuple(int(v) for v in drawn[32, 32]) == (40, 40, 220)
+
+
+def test_hidden_files_a_mac_leaves_in_a_folder_are_not_taken_for_photos(
+    capsys, photos, color_config, tmp_path
+):
+    """A folder copied or unzipped from a Mac holds `._x.jpg` resource forks and `__MACOSX/`: not photos."""
+    folder = tmp_path / "from_a_mac"
+    (folder / "__MACOSX").mkdir(parents=True)
+    cv2.imwrite(str(folder / "x.png"), cv2.imread(str(photos[0] / "a_mask.png")))
+    for fork in (folder / "._x.png", folder / "__MACOSX" / "._x.png"):
+        fork.write_bytes(b"\x00\x05\x16\x07 resource fork")
+    status, lines = run_json(capsys, "--config", str(color_config), str(folder))
+    assert status == 0, capsys.readouterr().err
+    assert [line["image"] for line in lines] == [str(folder / "x.png")]
+
+
+def test_linked_folders_are_followed_without_looping(capsys, photos, color_config, tmp_path):
+    folder = tmp_path / "album"
+    folder.mkdir()
+    (folder / "trip").symlink_to(photos[0] / "sub", target_is_directory=True)
+    (folder / "back_up").symlink_to(folder, target_is_directory=True)  # a link back up the tree
+    status, lines = run_json(capsys, "--config", str(color_config), str(folder))
+    assert status == 0
+    assert [line["image"] for line in lines] == [str(folder / "trip" / "c_wrong.png")]
+
+
+def test_a_folder_without_photos_alone_is_an_error_before_any_model_loads(capsys, tmp_path):
+    (tmp_path / "notes.txt").write_text("no photos here")
+    assert cli_main(["detect", "--config", str(tmp_path / "no-config-needed.yaml"), str(tmp_path)]) == 2
+    err = capsys.readouterr().err
+    assert f"no images in {tmp_path}" in err and ".jpg" in err
+
+
+def test_missing_inputs_and_empty_folders_are_reported_and_the_rest_still_run(
+    capsys, photos, color_config, tmp_path
+):
+    empty = tmp_path / "empty"
+    empty.mkdir()
+    status = cli_main(
+        ["detect", "--json", "--config", str(color_config), str(tmp_path / "nope.jpg"), str(empty),
+         str(photos[0] / "a_mask.png")]
+    )  # fmt: skip
+    captured = capsys.readouterr()
+    assert status == 1, "something the user asked for was not done"
+    assert f"no such file or folder: {tmp_path / 'nope.jpg'}" in captured.err
+    assert f"no images in {empty}" in captured.err
+    (line,) = [json.loads(text) for text in captured.out.splitlines()]
+    assert line["image"] == str(photos[0] / "a_mask.png") and line["faces"][0]["label"] == "with_mask"
+
+
+def test_an_image_given_twice_is_read_and_drawn_once(capsys, photos, color_config, tmp_path):
+    folder, _ = photos
+    status, lines = run_json(
+        capsys,
+        "--config",
+        str(color_config),
+        "--annotate",
+        str(tmp_path),
+        str(folder),
+        str(folder / "a_mask.png"),
+    )
+    assert status == 0
+    images = [line["image"] for line in lines]
+    assert images.count(str(folder / "a_mask.png")) == 1 and len(images) == 4
+    assert not (tmp_path / "a_mask-2.png").exists()
+
+
+def test_annotate_into_a_file_or_below_one_is_an_error_before_any_model_loads(capsys, photos, tmp_path):
+    not_a_folder = tmp_path / "taken"
+    not_a_folder.write_text("a file")
+    args = ["detect", "--config", str(tmp_path / "unread.yaml"), "--annotate", str(not_a_folder)]
+    assert cli_main([*args, str(photos[0] / "a_mask.png")]) == 2
+    assert f"--annotate {not_a_folder}: it is a file" in capsys.readouterr().err
+    below_a_file = not_a_folder / "annotated"  # no folder can be made there (nor in a read-only one)
+    args = ["detect", "--config", str(tmp_path / "unread.yaml"), "--annotate", str(below_a_file)]
+    assert cli_main([*args, str(photos[0] / "a_mask.png")]) == 2
+    assert f"--annotate {below_a_file}: cannot make the folder: Not a directory" in capsys.readouterr().err
+
+
+def test_annotate_never_replaces_a_photo_it_reads(capsys, photos, color_config, tmp_path):
+    folder = tmp_path / "photos"
+    folder.mkdir()
+    original = cv2.imread(str(photos[0] / "a_mask.png"))
+    cv2.imwrite(str(folder / "a_mask.png"), original)
+    stored = (folder / "a_mask.png").read_bytes()
+    args = ["detect", "--config", str(color_config), "--annotate", str(folder)]
+    assert cli_main([*args, str(folder)]) == 2
+    assert f"would replace {folder / 'a_mask.png'}" in capsys.readouterr().err
+    assert (folder / "a_mask.png").read_bytes() == stored and sorted(folder.iterdir()) == [
+        folder / "a_mask.png"
+    ]
+
+
+def test_annotated_copies_inside_the_photo_folder_are_not_read_as_photos_next_time(
+    capsys, photos, color_config, tmp_path
+):
+    folder = tmp_path / "photos"
+    folder.mkdir()
+    cv2.imwrite(str(folder / "a_mask.png"), cv2.imread(str(photos[0] / "a_mask.png")))
+    args = ["--config", str(color_config), "--annotate", str(folder / "annotated"), str(folder)]
+    for _ in range(2):
+        status, lines = run_json(capsys, *args)
+        assert status == 0 and [line["image"] for line in lines] == [str(folder / "a_mask.png")]
+    assert (folder / "annotated" / "a_mask.png").is_file()
+
+
+def test_a_photo_in_a_format_opencv_cannot_write_is_drawn_as_png(capsys, photos, color_config, tmp_path):
+    """OpenCV reads .jfif (JPEG) but has no writer for the name; 4.6 has none for .gif or a name with no suffix."""
+    folder = tmp_path / "in"
+    folder.mkdir()
+    jpeg = cv2.imencode(".jpg", cv2.imread(str(photos[0] / "a_mask.png")))[1].tobytes()
+    (folder / "phone.jfif").write_bytes(jpeg)
+    (folder / "no_suffix").write_bytes(jpeg)
+    out = tmp_path / "out"
+    status, lines = run_json(
+        capsys,
+        "--config",
+        str(color_config),
+        "--annotate",
+        str(out),
+        str(folder / "phone.jfif"),
+        str(folder / "no_suffix"),
+    )
+    assert status == 0 and [line["faces"][0]["label"] for line in lines] == ["with_mask", "with_mask"]
+    assert sorted(p.name for p in out.iterdir()) == ["no_suffix.png", "phone.png"]
+    assert all(cv2.imread(str(p)).shape == (480, 640, 3) for p in out.iterdir())
+
+
+def test_file_names_that_are_not_utf8_are_read_and_drawn(photos, color_config, tmp_path):
+    """A name from an old camera card or a zip: OpenCV's own file functions crash the process on it
+    (a segfault), so this runs in a child."""
+    folder = tmp_path / "card"
+    folder.mkdir()
+    name = os.fsdecode(b"IMG_\xe9t\xe9 1.png")  # Latin-1 bytes: not valid UTF-8
+    (folder / name).write_bytes((photos[0] / "a_mask.png").read_bytes())
+    out = tmp_path / "out"
+    done = subprocess.run(
+        [sys.executable, "-m", "edge", "detect", "--json", "--config", str(color_config), "--annotate", str(out),
+         str(folder)],
+        capture_output=True, text=True, timeout=120, cwd=REPO,
+    )  # fmt: skip
+    assert done.returncode == 0, done.stderr
+    (line,) = [json.loads(text) for text in done.stdout.splitlines()]
+    assert line["faces"][0]["label"] == "with_mask"
+    assert cv2.imdecode(np.fromfile(out / name, np.uint8), cv2.IMREAD_COLOR).shape == (480, 640, 3)
+
+
+def test_a_corrupt_detector_model_is_an_error_not_a_traceback(
+    capsys, photos, color_config, tmp_path, monkeypatch
+):
+    models = tmp_path / "models"
+    shutil.copytree(REPO / "models", models)
+    short_range = models / "detector" / "face_detection_short_range.tflite"
+    short_range.write_bytes(short_range.read_bytes()[:4000])  # cut short, as by a full disk
+    monkeypatch.setenv("MASKWATCH_MODELS_DIR", str(models))
+    assert cli_main(["detect", "--config", str(color_config), str(photos[0] / "a_mask.png")]) == 2
+    assert capsys.readouterr().err.startswith("error: ")

@@ -53,10 +53,23 @@ def register(subparsers) -> None:
     parser.set_defaults(handler=handle)
 
 
+def _count(text: str) -> int:
+    """An argparse type: a whole number of 1 or more (a run of 0 frames has no figures to show)."""
+    try:
+        value = int(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"{text!r} is not a whole number of 1 or more") from None
+    if value < 1:
+        raise argparse.ArgumentTypeError(f"{value} is not a whole number of 1 or more")
+    return value
+
+
 def add_arguments(parser: argparse.ArgumentParser) -> None:
-    parser.add_argument("--frames", type=int, default=300, help="frames per configuration (after 20 warm-up)")
+    parser.add_argument(
+        "--frames", type=_count, default=300, help="frames per configuration (after 20 warm-up)"
+    )
     parser.add_argument("--faces", type=int, nargs="+", default=[1, 6], choices=[0, 1, 6])
-    parser.add_argument("--threads", type=int, nargs="+", default=[1, 2])
+    parser.add_argument("--threads", type=_count, nargs="+", default=[1, 2])
     parser.add_argument("--classifier", type=Path, help="classifier .tflite (default: the shipped model)")
     parser.add_argument(
         "--config",
@@ -93,7 +106,12 @@ def handle(args: argparse.Namespace) -> int:
     if args.child_rss:
         print(json.dumps(_child_rss(args.child_rss, args.classifier, load_config(args.config))))
         return 0
-    config = load_config(args.config)
+    try:  # a bad config or model is named here, not as a traceback from the middle of a measurement
+        config = load_config(args.config)
+        build_pipeline(1, args.classifier, config)
+    except (ValueError, OSError, ImportError, RuntimeError) as exc:  # config, missing or broken model files
+        print(f"error: {exc}", file=sys.stderr)
+        return 2
     cases = {"steady": config}
     if args.worst_case:
         cases["worst"] = worst_case(config)

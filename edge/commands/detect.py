@@ -5,7 +5,11 @@ model, threads, and `decision.roi`, within which the fine pass looks for small f
 the answer the daemon would give on one frame; single images have no tracking or voting. `--json`
 prints one JSON object per image and line:
 {"image", "width", "height", "faces": [{"box", "label", "score", "scores", "detector_score", "keypoints"}]},
-boxes and keypoints in image pixels. `--annotate DIR` writes each image with its boxes, labels and scores drawn.
+boxes and keypoints in image pixels of the photo as shown (turned upright by its EXIF orientation).
+`--annotate DIR` writes each image with its boxes, labels and scores drawn. Folders are searched at any
+depth, hidden files left out, each photo read once. A path that does not exist, a folder without images,
+a photo that cannot be read or a drawing that cannot be written is reported on stderr and the rest still
+run; the exit status is then 1, and 2 when nothing could run (no image, a bad config or model).
 """
 
 from __future__ import annotations
@@ -13,8 +17,8 @@ from __future__ import annotations
 import argparse
 import json
 import logging
+import os
 import sys
-from collections.abc import Iterator
 from pathlib import Path
 
 log = logging.getLogger(__name__)
@@ -40,18 +44,56 @@ def register(subparsers) -> None:
     parser.set_defaults(handler=handle)
 
 
-def find_images(inputs: list[Path]) -> Iterator[tuple[Path, Path]]:
-    """(image path as given or found, its name under --annotate), folders searched recursively."""
+def find_images(inputs: list[Path], skip: Path | None = None) -> tuple[list[tuple[Path, Path]], list[str]]:
+    """(image path as given or found, its name under --annotate) for each image once, and a message for
+    each input that gave none: a missing path, a folder without images. Folders are searched at any
+    depth, linked ones followed, hidden files (`._x.jpg`, `__MACOSX/`) and the folder `skip` left out."""
     from edge.datasets import IMAGE_SUFFIXES
 
+    images: list[tuple[Path, Path]] = []
+    problems: list[str] = []
+    seen: set[str] = set()
     for given in inputs:
         if given.is_dir():
-            for path in sorted(
-                p for p in given.rglob("*") if p.is_file() and p.suffix.lower() in IMAGE_SUFFIXES
-            ):
-                yield path, path.relative_to(given)
+            found = [(path, path.relative_to(given)) for path in _images_under(given, skip)]
+            if not found:
+                problems.append(f"no images in {given} (looked for {', '.join(IMAGE_SUFFIXES)} at any depth)")
+        elif given.exists():
+            found = [(given, Path(given.name))]
         else:
-            yield given, Path(given.name)
+            problems.append(f"no such file or folder: {given}")
+            continue
+        for path, relative in found:  # the same photo named twice (a folder and a file in it) runs once
+            if os.path.realpath(path) not in seen:
+                seen.add(os.path.realpath(path))
+                images.append((path, relative))
+    return images, problems
+
+
+def _images_under(folder: Path, skip: Path | None) -> list[Path]:
+    """Image files at any depth, sorted; each real folder walked once, so a link back up does not loop."""
+    from edge.datasets import IMAGE_SUFFIXES
+
+    walked = {os.path.realpath(skip)} - {os.path.realpath(folder)} if skip is not None else set()
+    found = []
+    for dirpath, dirnames, filenames in os.walk(folder, followlinks=True):
+        real = os.path.realpath(dirpath)
+        if real in walked:
+            dirnames[:] = []
+            continue
+        walked.add(real)
+        dirnames[:] = [name for name in dirnames if not _is_hidden(name)]
+        found += [
+            Path(dirpath, name)
+            for name in filenames
+            if not _is_hidden(name) and Path(name).suffix.lower() in IMAGE_SUFFIXES
+        ]
+    return sorted(path for path in found if path.is_file())
+
+
+def _is_hidden(name: str) -> bool:
+    """Dot files and folders, macOS `._x.jpg` resource forks and the `__MACOSX/` folder zips carry."""
+    return name.startswith(".") or name == "__MACOSX"
 
 
 def face_records(faces, predictions) -> list[dict]:
@@ -106,7 +148,16 @@ def _summary_line(path: Path, width: int, height: int, records: list[dict]) -> s
 
 
 def _writable(relative: Path) -> Path:
-    return relative.with_suffix(".png") if relative.suffix.lower() == ".gif" else relative
+    """`relative`, or the same name as PNG where OpenCV has no writer for its suffix (`.jfif`, a name
+    without one) and for GIF, which OpenCV writes only from 4.11 on (and in 256 colours)."""
+    import cv2
+
+    from edge.datasets import IMAGE_SUFFIXES
+
+    suffix = relative.suffix.lower()
+    if suffix in IMAGE_SUFFIXES and suffix != ".gif" and cv2.haveImageWriter(f"x{suffix}"):
+        return relative
+    return relative.with_name(f"{relative.stem if suffix else relative.name}.png")
 
 
 def _unused(target: Path, written: set[Path]) -> Path:
@@ -120,23 +171,60 @@ def _unused(target: Path, written: set[Path]) -> Path:
     return candidate
 
 
-def handle(args: argparse.Namespace) -> int:
+def annotation_targets(images: list[tuple[Path, Path]], folder: Path) -> list[Path]:
+    """Where each image's drawing goes under `folder`: its name, or the folder's tree below an input folder."""
+    written: set[Path] = set()
+    return [_unused(folder / _writable(relative), written) for _, relative in images]
+
+
+def _prepare_annotate_folder(
+    folder: Path, images: list[tuple[Path, Path]], targets: list[Path]
+) -> str | None:
+    """Makes `folder`; what is wrong with it, before any model loads: no folder can be made there, or a
+    drawing would replace one of the photos being read (`--annotate` naming the photos' own folder)."""
+    if folder.exists() and not folder.is_dir():
+        return f"--annotate {folder}: it is a file, not a folder"
+    inputs = {os.path.realpath(path): path for path, _ in images}
+    for target in targets:
+        if os.path.realpath(target) in inputs:
+            return (
+                f"--annotate {folder}: its drawing would replace {inputs[os.path.realpath(target)]}, "
+                "a photo being read; give a folder of its own"
+            )
+    try:
+        folder.mkdir(parents=True, exist_ok=True)
+    except OSError as exc:
+        return f"--annotate {folder}: cannot make the folder: {exc.strerror or exc}"
+    return None
+
+
+def _write_image(target: Path, image) -> None:
+    """Encoded by OpenCV, written by Python: OpenCV's own imwrite crashes on a file name that is not
+    valid UTF-8 (one from an old camera card or a zip). Raises OSError."""
     import cv2
 
+    ok, encoded = cv2.imencode(target.suffix.lower(), image)
+    if not ok:
+        raise OSError(f"OpenCV cannot encode {target.suffix}")
+    target.parent.mkdir(parents=True, exist_ok=True)
+    target.write_bytes(encoded.tobytes())
+
+
+def handle(args: argparse.Namespace) -> int:
     from edge.classifier import MaskClassifier
     from edge.commands.run import config_path
-    from edge.config import ConfigError, load_config
-    from edge.datasets import DatasetError, load_image_bgr
+    from edge.config import load_config
     from edge.faces import FaceDetector
-    from edge.model_metadata import ModelMetadataError
 
-    if args.json:  # stdout carries only the JSON lines
-        for handler in logging.getLogger().handlers:
-            if isinstance(handler, logging.StreamHandler) and handler.stream is sys.stdout:
-                handler.setStream(sys.stderr)
-    missing = [str(p) for p in args.inputs if not p.exists()]
-    if missing:
-        print(f"error: no such file or folder: {', '.join(missing)}", file=sys.stderr)
+    images, problems = find_images(args.inputs, skip=args.annotate)
+    for problem in problems:
+        print(f"error: {problem}", file=sys.stderr)
+    if not images:
+        return 2
+    targets = annotation_targets(images, args.annotate) if args.annotate else [None] * len(images)
+    problem = args.annotate and _prepare_annotate_folder(args.annotate, images, targets)
+    if problem:
+        print(f"error: {problem}", file=sys.stderr)
         return 2
     try:
         config = load_config(config_path(args.config))
@@ -144,33 +232,38 @@ def handle(args: argparse.Namespace) -> int:
         detector = FaceDetector.from_config(config)
         model = Path(config.classifier.model) if config.classifier.model else None
         classifier = MaskClassifier(model, threads=config.classifier.threads)
-    except (ConfigError, ModelMetadataError, FileNotFoundError, ImportError) as exc:
+    except (ValueError, OSError, ImportError, RuntimeError) as exc:  # config, missing or broken model files
         print(f"error: {exc}", file=sys.stderr)
         return 2
-    failures = 0
-    written: set[Path] = set()
-    for path, relative in find_images(args.inputs):
-        try:
-            image = load_image_bgr(path)
-        except DatasetError as exc:  # its message names the file and why: empty, cut short, not an image
-            print(f"error: {exc}", file=sys.stderr)
-            failures += 1
-            continue
-        faces = detector.detect(image, "BGR")
-        records = face_records(faces, classifier.classify(image, faces, "BGR"))
-        height, width = image.shape[:2]
-        if args.json:
-            print(
-                json.dumps({"image": str(path), "width": width, "height": height, "faces": records}),
-                flush=True,
-            )
-        else:
-            print(_summary_line(path, width, height, records), flush=True)
-        if args.annotate:
-            # OpenCV writes no GIF before 4.11: a GIF's drawing is saved as PNG
-            target = _unused(args.annotate / _writable(relative), written)
-            target.parent.mkdir(parents=True, exist_ok=True)
-            if not cv2.imwrite(str(target), annotate(image, records)):
-                print(f"error: cannot write {target}", file=sys.stderr)
-                failures += 1
+    failures = len(problems)
+    for (path, _), target in zip(images, targets, strict=True):
+        failures += not _detect_one(path, target, detector, classifier, args.json)
     return 1 if failures else 0
+
+
+def _detect_one(path: Path, target: Path | None, detector, classifier, as_json: bool) -> bool:
+    """Prints one photo's faces (and draws them into `target`); False, with the reason on stderr, when
+    the photo cannot be read or its drawing cannot be written."""
+    from edge.datasets import DatasetError, load_image_bgr
+
+    try:
+        image = load_image_bgr(path)
+    except DatasetError as exc:  # its message names the file and why: empty, cut short, not an image
+        print(f"error: {exc}", file=sys.stderr)
+        return False
+    faces = detector.detect(image, "BGR")
+    records = face_records(faces, classifier.classify(image, faces, "BGR"))
+    height, width = image.shape[:2]
+    if as_json:
+        print(
+            json.dumps({"image": str(path), "width": width, "height": height, "faces": records}), flush=True
+        )
+    else:
+        print(_summary_line(path, width, height, records), flush=True)
+    if target is not None:
+        try:
+            _write_image(target, annotate(image, records))
+        except OSError as exc:
+            print(f"error: cannot write {target}: {exc.strerror or exc}", file=sys.stderr)
+            return False
+    return True
