@@ -52,6 +52,7 @@ class BatchInvoker:
         max_batch: int = 8,
         cached_batch_sizes: int = 2,
     ) -> None:
+        self._name = str(model_path)
         self._content = Path(model_path).read_bytes()
         self._threads = int(threads)
         self._single = self._new_interpreter(1)
@@ -63,7 +64,9 @@ class BatchInvoker:
         self._batched: OrderedDict[int, object] = OrderedDict()
 
     def _new_interpreter(self, batch: int):
-        interpreter = make_interpreter(model_content=self._content, num_threads=self._threads)
+        interpreter = make_interpreter(
+            model_content=self._content, num_threads=self._threads, name=self._name
+        )
         if batch != 1:
             detail = interpreter.get_input_details()[0]
             interpreter.resize_tensor_input(detail["index"], [batch, *detail["shape"][1:]])

@@ -35,9 +35,10 @@ from edge import blazeface, photo_tiles
 from edge.blazeface import FULL_RANGE, SHORT_RANGE, AnchorSpec
 from edge.box_refine import BoxRefinement
 from edge.config import Config, DetectorConfig
-from edge.fetch_detector import FETCH_COMMAND
+from edge.fetch_detector import FETCH_COMMAND, MODEL_SHA256
+from edge.model_metadata import file_sha256
 from edge.paths import detector_dir
-from edge.runtime import load_interpreter
+from edge.runtime import ModelFileError, load_interpreter
 from edge.verifier import FaceVerifier, VerdictMemory
 
 log = logging.getLogger(__name__)
@@ -64,6 +65,12 @@ FOLLOW_MISSES = 1  # a followed face not found in its window is looked for on th
 
 class DetectorModelMissingError(FileNotFoundError):
     """A BlazeFace model file is not installed; the message names the command that installs it."""
+
+
+class DetectorModelDamagedError(ModelFileError):
+    """A BlazeFace model file is not the one the install put there (cut short by a power cut or a full
+    disk); the message names the command that installs it again. Checked before the runtime reads it:
+    tflite-runtime 2.14, the Pi's fallback, crashes the process on a cut-short model."""
 
 
 @dataclass(frozen=True)
@@ -218,6 +225,12 @@ class BlazeFaceModel:
         if not self.model_path.is_file():
             raise DetectorModelMissingError(
                 f"face detector model {self.model_path} is missing: run `{FETCH_COMMAND}` to install it"
+            )
+        pinned = MODEL_SHA256.get(self.model_path.name)  # a model of another name is the user's own
+        if pinned is not None and file_sha256(self.model_path) != pinned:
+            raise DetectorModelDamagedError(
+                f"face detector model {self.model_path} is damaged (not the file the install checked): "
+                f"run `{FETCH_COMMAND}` to install it again"
             )
         self.spec, self.threads = spec, threads
         self._runners: dict[tuple[int, int], _Runner] = {}

@@ -20,6 +20,25 @@ class RuntimeMissingError(ImportError):
     """No TFLite runtime is installed."""
 
 
+class ModelFileError(ValueError):
+    """A model file the runtime cannot load: cut short by a full disk or a power cut, or not a .tflite."""
+
+
+_REINSTALL = (
+    "the file is damaged or not a TFLite model: install it again (on a Pi: sudo ./setup.sh; in a "
+    "checkout: `make detector` for models/detector/, `git checkout models/` for the shipped models)"
+)
+
+
+def _new_interpreter(num_threads: int, what: str, **model):
+    """The runtime's Interpreter, its refusal of a broken model turned into one that names the file."""
+    interpreter_class = _interpreter_class()
+    try:
+        return interpreter_class(**model, num_threads=int(num_threads))
+    except (ValueError, RuntimeError) as exc:  # "not a valid Flatbuffer buffer", "Model provided has ..."
+        raise ModelFileError(f"{what}: {exc}; {_REINSTALL}") from exc
+
+
 def _interpreter_class():
     try:
         from ai_edge_litert.interpreter import Interpreter
@@ -42,18 +61,19 @@ def _interpreter_class():
         ) from None
 
 
-def make_interpreter(model_content: bytes, num_threads: int = 2):
+def make_interpreter(model_content: bytes, num_threads: int = 2, name: str = "model"):
     """An interpreter over model bytes, not yet allocated: for callers that resize inputs first
-    (several interpreters can share one bytes object instead of re-reading the file)."""
-    return _interpreter_class()(model_content=model_content, num_threads=int(num_threads))
+    (several interpreters can share one bytes object instead of re-reading the file). `name` is the
+    file the bytes came from, for the error a broken one raises."""
+    return _new_interpreter(num_threads, name, model_content=model_content)
 
 
 def load_interpreter(model_path: Path, num_threads: int = 2):
-    """An allocated interpreter for `model_path`; a missing file is an error that names it."""
+    """An allocated interpreter for `model_path`; a missing or broken file is an error that names it."""
     model_path = Path(model_path)
     if not model_path.is_file():
         raise FileNotFoundError(f"model file {model_path} not found")
-    interpreter = _interpreter_class()(model_path=str(model_path), num_threads=int(num_threads))
+    interpreter = _new_interpreter(num_threads, str(model_path), model_path=str(model_path))
     interpreter.allocate_tensors()
     return interpreter
 

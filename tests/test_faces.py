@@ -14,7 +14,7 @@ import skimage.data
 from edge import blazeface
 from edge.config import Config, DetectorConfig
 from edge.config import replace as replace_config
-from edge.faces import DetectorModelMissingError, Face, FaceDetector
+from edge.faces import DetectorModelDamagedError, DetectorModelMissingError, Face, FaceDetector
 
 # the astronaut's face in skimage.data.astronaut() (512x512 RGB), measured once by eye: a box around
 # brows to chin and ear to ear, with a few pixels of tolerance allowed by the tests
@@ -371,6 +371,21 @@ def test_boxes_stay_inside_the_frame(detector, astronaut):
 
 def test_a_missing_model_names_the_fetch_command(tmp_path):
     with pytest.raises(DetectorModelMissingError, match=r"python -m edge\.fetch_detector"):
+        FaceDetector(models_dir=tmp_path)
+
+
+def test_a_model_cut_short_names_the_fetch_command_before_the_runtime_reads_it(tmp_path):
+    """tflite-runtime 2.14 (the Pi's fallback) crashes the process on a cut-short model: the hash is
+    checked first, on every runtime."""
+    from edge.paths import detector_dir
+
+    for name in ("face_detection_short_range.tflite", "face_detection_full_range.tflite"):
+        (tmp_path / name).write_bytes((detector_dir() / name).read_bytes())
+    short_range = tmp_path / "face_detection_short_range.tflite"
+    short_range.write_bytes(short_range.read_bytes()[:50_000])  # a power cut during the install
+    with pytest.raises(
+        DetectorModelDamagedError, match=r"short_range.*damaged.*python -m edge\.fetch_detector"
+    ):
         FaceDetector(models_dir=tmp_path)
 
 
