@@ -13,6 +13,7 @@ from __future__ import annotations
 
 import importlib.util
 import logging
+import os
 import threading
 import time
 from collections.abc import Callable, Iterable, Sequence
@@ -306,6 +307,21 @@ class Picamera2Source:
 # --- OpenCV: USB camera, video file, RTSP ------------------------------------------------------------
 
 
+_CANNOT_OPEN_HINT = (
+    " (is it plugged in? `ls /dev/video*` lists the cameras; the service's user needs the video group; "
+    "another program may hold it)"
+)
+
+
+def _utf8_name(path: str) -> bool:
+    """Whether a file name decodes as UTF-8: OpenCV's file readers crash (SIGSEGV) on one that does not."""
+    try:
+        os.fsencode(path).decode("utf-8")
+    except UnicodeDecodeError:
+        return False
+    return True
+
+
 class VideoCaptureSource:
     """OpenCV capture of a USB camera index, a /dev/video node, a video file or an RTSP/HTTP URL.
 
@@ -321,6 +337,11 @@ class VideoCaptureSource:
         self._capture: cv2.VideoCapture | None = None
 
     def open(self) -> None:
+        if self.is_file and not _utf8_name(self.target):  # OpenCV would crash the process on it
+            raise SourceConfigError(
+                f"camera.source: {self.name}: OpenCV cannot open a file whose name is not valid UTF-8; "
+                "rename it"
+            )
         if isinstance(self.target, str) and "://" in self.target:
             # FFmpeg waits 30 s by default for a stream that stalls: past systemd's 30 s watchdog, and
             # SIGTERM waits behind it. Bounded, a stalled stream is a lost camera like any other.
@@ -337,7 +358,9 @@ class VideoCaptureSource:
             capture.release()
             if self.is_file:  # a file does not come back like an unplugged camera: not retried
                 raise SourceConfigError(f"camera.source: {self.name}: OpenCV cannot read it as a video")
-            raise CameraError(f"{self.name}: cannot open")
+            raise CameraError(
+                f"{self.name}: cannot open{_CANNOT_OPEN_HINT if isinstance(self.target, int) else ''}"
+            )
         if not self.is_file:
             capture.set(cv2.CAP_PROP_FRAME_WIDTH, self.config.width)
             capture.set(cv2.CAP_PROP_FRAME_HEIGHT, self.config.height)
@@ -367,6 +390,32 @@ class VideoCaptureSource:
 # --- frames from files or memory --------------------------------------------------------------------
 
 
+def _read_image(path: Path) -> np.ndarray | None:
+    """An image file decoded by OpenCV from bytes Python read, or None with a warning saying why.
+
+    Not cv2.imread: it crashes the process on a file name that is not valid UTF-8 (a camera card's or an
+    old zip's), and decodes a JPEG cut short without a word, its missing rows grey. Any flag but
+    UNCHANGED turns phone photos upright by their EXIF orientation; ANYDEPTH keeps 16-bit PNGs' range.
+    """
+    from edge.datasets import jpeg_is_truncated
+
+    try:
+        data = path.read_bytes()
+    except OSError as exc:
+        log.warning("%s: cannot read it (%s), skipped", path, exc.strerror or exc)
+        return None
+    if data[:2] == b"\xff\xd8" and jpeg_is_truncated(data):
+        log.warning("%s: the JPEG is cut short, skipped", path)
+        return None
+    try:
+        image = cv2.imdecode(np.frombuffer(data, np.uint8), cv2.IMREAD_COLOR | cv2.IMREAD_ANYDEPTH)
+    except cv2.error:
+        image = None
+    if image is None:
+        log.warning("%s: not a readable image, skipped", path)
+    return image
+
+
 class ImageFolderSource:
     """Every image in a folder (or one image file), in name order; unreadable files are skipped."""
 
@@ -381,7 +430,11 @@ class ImageFolderSource:
         if self.path.is_file():
             self._files = [self.path]
         else:
-            self._files = sorted(p for p in self.path.iterdir() if p.suffix.lower() in IMAGE_SUFFIXES)
+            self._files = sorted(
+                p
+                for p in self.path.iterdir()
+                if p.suffix.lower() in IMAGE_SUFFIXES and not p.name.startswith(".")  # nor macOS's ._x.jpg
+            )
         if not self._files:
             raise CameraError(f"{self.path}: no images ({', '.join(IMAGE_SUFFIXES)})")
         self._next = 0
@@ -395,10 +448,8 @@ class ImageFolderSource:
                 self._next = 0
             path = self._files[self._next]
             self._next += 1
-            # any flag but UNCHANGED turns phone photos upright by their EXIF orientation
-            image = cv2.imread(str(path), cv2.IMREAD_COLOR | cv2.IMREAD_ANYDEPTH)
+            image = _read_image(path)
             if image is None:
-                log.warning("%s: not a readable image, skipped", path)
                 continue
             if image.dtype != np.uint8:
                 image = cv2.convertScaleAbs(image, alpha=255.0 / max(1.0, float(image.max())))

@@ -2,11 +2,14 @@
 
 from __future__ import annotations
 
+import os
 import socket
+import subprocess
 import sys
 import threading
 import time
 import types
+from pathlib import Path
 
 import cv2
 import numpy as np
@@ -464,6 +467,19 @@ def test_a_video_file_opencv_cannot_read_ends_the_run_rather_than_being_retried(
     assert source.failures == 0, "a file is not a camera that comes back"
 
 
+def test_a_usb_camera_that_cannot_open_says_where_to_look():
+    source = VideoCaptureSource(99, CameraConfig())  # no /dev/video99 here
+    with pytest.raises(CameraError, match=r"usb camera 99: cannot open .*ls /dev/video.*video group"):
+        source.open()
+
+
+def test_a_video_file_whose_name_is_not_utf8_is_a_config_error_not_a_crash(tmp_path):
+    name = os.fsdecode(os.path.join(os.fsencode(tmp_path), b"entrance \xff.mp4"))
+    Path(name).write_bytes(b"whatever it holds, OpenCV would crash on its name")
+    with pytest.raises(SourceConfigError, match="not valid UTF-8; rename it"):
+        VideoCaptureSource(name, CameraConfig()).open()
+
+
 def test_a_stream_that_accepts_and_never_answers_is_given_up_within_the_stream_timeout(monkeypatch):
     """FFmpeg's own default is 30 s: as long as systemd's watchdog, and SIGTERM would wait behind it."""
     server = socket.create_server(("127.0.0.1", 0))
@@ -693,3 +709,35 @@ def test_frame_list_source_returns_frames_by_reference_and_ends():
     source = FrameListSource(frames)
     source.open()
     assert source.read() is frames[0] and source.read() is frames[1] and source.read() is None
+
+
+def test_image_folder_skips_a_jpeg_cut_short_and_macos_resource_forks(tmp_path, caplog):
+    ok, whole = cv2.imencode(".jpg", scene(64, 48))
+    (tmp_path / "a.jpg").write_bytes(whole.tobytes()[: len(whole) // 2])  # a copy cut off half way
+    (tmp_path / "._b.jpg").write_bytes(b"\x00\x05\x16\x07 Mac OS X resource fork")
+    cv2.imwrite(str(tmp_path / "c.png"), scene(64, 48, seed=1))
+    frames = list(iter_frames(ImageFolderSource(tmp_path, CameraConfig())))
+    assert len(frames) == 1
+    np.testing.assert_array_equal(frames[0], scene(64, 48, seed=1))
+    assert "a.jpg: the JPEG is cut short, skipped" in caplog.text
+    assert "._b.jpg" not in caplog.text
+
+
+def test_image_folder_reads_file_names_that_are_not_utf8(tmp_path):
+    """cv2.imread crashed the whole process (SIGSEGV) on such a name: run in a child process."""
+    folder = os.fsencode(tmp_path)
+    ok, png = cv2.imencode(".png", scene(64, 48))
+    with open(os.path.join(folder, b"camera card \xff.png"), "wb") as f:
+        f.write(png.tobytes())
+    code = (
+        "import sys\n"
+        "from edge.camera import ImageFolderSource, iter_frames\n"
+        "from edge.config import CameraConfig\n"
+        "frames = list(iter_frames(ImageFolderSource(sys.argv[1], CameraConfig())))\n"
+        "print(len(frames), frames[0].shape)\n"
+    )
+    result = subprocess.run(
+        [sys.executable, "-c", code, str(tmp_path)], capture_output=True, text=True, timeout=120
+    )
+    assert result.returncode == 0, result.stderr[-2000:]
+    assert result.stdout.split("\n")[0] == "1 (48, 64, 3)"
