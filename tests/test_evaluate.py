@@ -3,7 +3,9 @@
 from __future__ import annotations
 
 import argparse
+import hashlib
 import json
+import os
 import re
 from pathlib import Path
 
@@ -270,6 +272,23 @@ def test_missing_model_and_bad_dataset_exit_2_with_the_reason(tmp_path, capsys):
     assert "none.tflite not found" in capsys.readouterr().err
     assert _run([str(tmp_path), "--model", str(FIXTURE)]) == 2
     assert "hats" in capsys.readouterr().err
+
+
+@pytest.mark.skipif(
+    os.environ.get("MASKWATCH_TEST_RUNTIME", "ai_edge_litert") != "ai_edge_litert",
+    reason="tflite-runtime 2.14 crashes the process on a model that is not one",
+)
+def test_a_model_file_the_runtime_refuses_exits_2_naming_it(tmp_path, capsys):
+    """Its metadata matches (the hash of these very bytes), so only the runtime can tell."""
+    (tmp_path / "data" / "with_mask").mkdir(parents=True)
+    _write(tmp_path / "data" / "with_mask" / "a.png", color_image("with_mask"))
+    model = tmp_path / "garbled.tflite"
+    model.write_bytes(b"TFL3" + bytes(range(256)) * 40)
+    metadata = json.loads(FIXTURE.with_suffix(".json").read_text())
+    metadata["model_sha256"] = hashlib.sha256(model.read_bytes()).hexdigest()
+    model.with_suffix(".json").write_text(json.dumps(metadata))
+    assert _run([str(tmp_path / "data"), "--model", str(model)]) == 2
+    assert "garbled.tflite" in capsys.readouterr().err
 
 
 def test_a_two_class_voc_folder_is_scored_as_two_class(tmp_path, monkeypatch, capsys):

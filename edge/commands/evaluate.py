@@ -54,6 +54,7 @@ def handle(args: argparse.Namespace) -> int:
     from edge.config import ConfigError, load_config
     from edge.datasets import DatasetError, is_voc_scene_folder
     from edge.model_metadata import ModelMetadataError
+    from edge.runtime import ModelFileError
 
     if args.json:
         _logs_to_stderr()
@@ -65,7 +66,14 @@ def handle(args: argparse.Namespace) -> int:
             report = evaluate_scenes(args.dataset, classifier, _detector(config), config.decision.min_face_px)
         else:
             report = evaluate_class_folders(args.dataset, classifier)
-    except (ConfigError, DatasetError, ModelMetadataError, FileNotFoundError, ImportError) as exc:
+    except (
+        ConfigError,
+        DatasetError,
+        ModelMetadataError,
+        ModelFileError,
+        FileNotFoundError,
+        ImportError,
+    ) as exc:
         print(f"error: {exc}", file=sys.stderr)
         return 2
     report = {"dataset": str(args.dataset), "model": str(classifier.model_path),
