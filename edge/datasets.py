@@ -124,6 +124,8 @@ class ClassFolderDataset:
     root: Path
     samples: tuple[FaceSample, ...]
     labels: tuple[str, ...]  # our labels present, in LABELS order
+    # files left out: no image suffix (`notes.txt`, `labels.csv`), or an image in no class folder (ROOT/x.jpg)
+    left_out: tuple[Path, ...] = ()
 
     @property
     def is_two_class(self) -> bool:
@@ -152,12 +154,17 @@ def _is_hidden(name: str) -> bool:
 
 
 def _image_files(folder: Path) -> list[Path]:
-    """Every image file at any depth under `folder`, hidden ones left out, sorted by path.
+    """Every image file at any depth under `folder`, hidden ones left out, sorted by path."""
+    return _files(folder)[0]
+
+
+def _files(folder: Path) -> tuple[list[Path], list[Path]]:
+    """(image files, other files) at any depth under `folder`, hidden ones left out, each sorted by path.
 
     Linked folders are followed (a dataset put together from links would otherwise lose them without a
     word), each real folder once, so a link back up the tree does not loop.
     """
-    found, seen = [], set()
+    found, others, seen = [], [], set()
     for dirpath, dirnames, filenames in os.walk(folder, followlinks=True):
         real = os.path.realpath(dirpath)
         if real in seen:
@@ -167,9 +174,10 @@ def _image_files(folder: Path) -> list[Path]:
         dirnames[:] = [name for name in dirnames if not _is_hidden(name)]
         for name in filenames:
             path = Path(dirpath, name)
-            if not _is_hidden(name) and path.suffix.lower() in IMAGE_SUFFIXES and path.is_file():
-                found.append(path)
-    return sorted(found)
+            if _is_hidden(name) or not path.is_file():
+                continue
+            (found if path.suffix.lower() in IMAGE_SUFFIXES else others).append(path)
+    return sorted(found), sorted(others)
 
 
 def split_folders(root: Path) -> list[Path]:
@@ -196,33 +204,49 @@ def read_class_folders(root: Path) -> ClassFolderDataset:
 
     An unknown folder name is an error rather than a skip: a silently dropped class makes every number
     in the report wrong. Two folders mapping to one label (`mask/` and `with_mask/`) are merged, and so
-    are the splits of ROOT/<split>/<label>/.
+    are the splits of ROOT/<split>/<label>/. Files that are no image (by suffix) and images in no class
+    folder are left out, listed in `left_out` and counted in one warning.
     """
-    root = Path(root)
+    dataset = _read_class_folders(Path(root))
+    if dataset.left_out:
+        suffixes = Counter(path.suffix.lower() or "(no suffix)" for path in dataset.left_out)
+        log.warning(
+            "%s: left out %d files that are no image (by suffix) or lie in no class folder (%s), e.g. %s",
+            root,
+            len(dataset.left_out),
+            ", ".join(f"{suffix} {count}" for suffix, count in suffixes.most_common()),
+            dataset.left_out[0],
+        )
+    return dataset
+
+
+def _read_class_folders(root: Path) -> ClassFolderDataset:
     if not root.is_dir():
         raise DatasetError(f"dataset folder {root} does not exist")
     # a split with no image at all (exports often ship an empty valid/) is no part of the dataset
     splits = [split for split in split_folders(root) if _image_files(split)]
     if splits:
-        parts = [read_class_folders(split) for split in splits]
+        parts = [_read_class_folders(split) for split in splits]
         _log_splits(root, {part.root.name: len(part.samples) for part in parts}, "images")
         present = {label for part in parts for label in part.labels}
         labels = tuple(label for label in LABELS if label in present)
         samples = tuple(
             sample for label in labels for part in parts for sample in part.samples if sample.label == label
         )
-        return ClassFolderDataset(root=root, samples=samples, labels=labels)
+        left_out = tuple(path for part in parts for path in part.left_out)
+        return ClassFolderDataset(root=root, samples=samples, labels=labels, left_out=left_out)
     folders = sorted(p for p in root.iterdir() if p.is_dir() and not _is_hidden(p.name))
     by_label: dict[str, list[FaceSample]] = {}
-    unknown = []
+    unknown, left_out = [], []
     for folder in folders:
         label = canonical_label(folder.name)
-        files = _image_files(folder)
+        files, others = _files(folder)
         if label is None:
             if files:
                 unknown.append(folder.name)
             continue
         by_label.setdefault(label, []).extend(FaceSample(path, label) for path in files)
+        left_out.extend(others)
     if unknown:
         raise DatasetError(
             f"{root}: folder(s) {', '.join(unknown)} are not a known label; rename them to one of "
@@ -232,7 +256,12 @@ def read_class_folders(root: Path) -> ClassFolderDataset:
     if not labels:
         raise DatasetError(f"{root}: no images in any class folder (expected ROOT/<label>/*.jpg)")
     samples = tuple(sample for label in labels for sample in by_label[label])
-    return ClassFolderDataset(root=root, samples=samples, labels=labels)
+    loose = sorted(
+        p
+        for p in root.iterdir()
+        if p.is_file() and not _is_hidden(p.name) and p.suffix.lower() in IMAGE_SUFFIXES
+    )
+    return ClassFolderDataset(root=root, samples=samples, labels=labels, left_out=tuple(loose + left_out))
 
 
 def _xml_files(folder: Path) -> list[Path]:
@@ -308,8 +337,8 @@ def _box_of(obj: ET.Element) -> Box | None:
 
 def read_voc_scene(xml_path: Path, images_dir: Path | Sequence[Path]) -> Scene:
     """One VOC annotation: its image (looked for in `images_dir`, or in each of several folders in turn)
-    and labelled boxes; boxes under 2 px dropped, objects of unknown labels or without a usable box
-    listed in `Scene.skipped`."""
+    and labelled boxes; objects of unknown labels, without a usable box or with one under 2 px listed
+    in `Scene.skipped`."""
     images_dirs = [Path(images_dir)] if isinstance(images_dir, str | os.PathLike) else list(images_dir)
     try:
         root = ET.parse(xml_path).getroot()
@@ -342,6 +371,8 @@ def read_voc_scene(xml_path: Path, images_dir: Path | Sequence[Path]) -> Scene:
             ignored.append(box)
         elif x2 - x1 >= MIN_BOX_SIDE_PX and y2 - y1 >= MIN_BOX_SIDE_PX:
             faces.append(FaceSample(image, label, (x1, y1, x2, y2)))
+        else:
+            skipped.append(f"{name} (box under {MIN_BOX_SIDE_PX} px)")
     return Scene(
         image=image,
         width=width,
@@ -362,20 +393,22 @@ def skipped_object_counts(scenes: Iterable[Scene]) -> dict[str, int]:
     return dict(Counter(name for scene in scenes for name in scene.skipped).most_common())
 
 
-def read_voc_scenes(root: Path) -> list[Scene]:
+def read_voc_scenes(root: Path, unusable: list[tuple[Path, str]] | None = None) -> list[Scene]:
     """Every annotated scene of a VOC folder (Annotations/ + JPEGImages/, annotations/ + images/ ...).
 
     Objects whose label is no face class we know (`hat`, `mask_surgical`) or that have no usable box are
     skipped with one warning for the whole folder that counts them by name. When every object is skipped
     it is an error: the detector would be scored against no faces at all, which gives numbers that mean
     nothing (a dataset that spells its labels in a way `_LABEL_ALIASES` does not know).
+    An XML file that is not valid or names an image that is not there is an error, unless `unusable` is
+    given: then it is left out and appended to it as (XML path, why).
     """
     root = Path(root)
     annotations = _annotations_dir(root)
     if annotations is not None:
-        scenes = _read_voc_folder(root, annotations)
+        scenes = _read_voc_folder(root, annotations, unusable)
     elif splits := _voc_splits(root):
-        parts = {split.name: _read_voc_folder(split, _annotations_dir(split)) for split in splits}
+        parts = {split.name: _read_voc_folder(split, _annotations_dir(split), unusable) for split in splits}
         _log_splits(root, {name: len(scenes) for name, scenes in parts.items()}, "scenes")
         scenes = [scene for scenes in parts.values() for scene in scenes]
     else:
@@ -392,7 +425,7 @@ def read_voc_scenes(root: Path) -> list[Scene]:
         )
     if skipped:
         log.warning(
-            "%s: skipped %d objects whose label is not a face class we know or that have no box: %s",
+            "%s: skipped %d objects whose label is not a face class we know or that have no usable box: %s",
             root,
             sum(skipped.values()),
             counts,
@@ -400,9 +433,19 @@ def read_voc_scenes(root: Path) -> list[Scene]:
     return scenes
 
 
-def _read_voc_folder(root: Path, annotations: Path) -> list[Scene]:
+def _read_voc_folder(
+    root: Path, annotations: Path, unusable: list[tuple[Path, str]] | None = None
+) -> list[Scene]:
     images_dirs = _image_dirs(root, annotations)
-    return [read_voc_scene(xml, images_dirs) for xml in _xml_files(annotations)]
+    scenes = []
+    for xml in _xml_files(annotations):
+        try:
+            scenes.append(read_voc_scene(xml, images_dirs))
+        except DatasetError as exc:
+            if unusable is None:
+                raise
+            unusable.append((xml, str(exc)))
+    return scenes
 
 
 def face_samples(root: Path) -> list[FaceSample]:

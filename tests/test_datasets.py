@@ -214,10 +214,16 @@ def test_unknown_voc_objects_are_skipped_with_one_warning_counting_them(tmp_path
         (tmp_path / "annotations" / f"s{i}.xml").write_text(xml)
     with caplog.at_level(logging.WARNING, logger="edge.datasets"):
         scenes = read_voc_scenes(tmp_path)
-    assert [scene.skipped for scene in scenes] == [("hat", "mask_surgical"), ("hat", "hat"), ()]
+    thin = "mask_weared_incorrect (box under 2 px)"  # VOC_XML's 1 px wide box: no face, but counted
+    assert [scene.skipped for scene in scenes] == [
+        (thin, "hat", "mask_surgical"),
+        (thin, "hat", "hat"),
+        (thin,),
+    ]
     assert all(len(scene.faces) == 2 for scene in scenes)
     (record,) = caplog.records
-    assert "skipped 4 objects" in record.getMessage() and "hat 3, mask_surgical 1" in record.getMessage()
+    assert "skipped 7 objects" in record.getMessage()
+    assert f"{thin} 3, hat 3, mask_surgical 1" in record.getMessage()
 
 
 def test_voc_missing_image_is_an_error(tmp_path):
@@ -448,3 +454,34 @@ def test_difficult_faces_and_unscored_objects_are_ignore_regions_not_faces(tmp_p
     ]
     assert scene.ignored == ((60.0, 10.0, 90.0, 60.0), (100.0, 10.0, 140.0, 60.0))
     assert sorted(scene.skipped) == ["face_other_covering", "no_mask (difficult)"]
+
+
+def test_files_that_are_no_image_or_lie_in_no_class_folder_are_listed_and_counted_in_a_warning(
+    tmp_path, caplog
+):
+    _write_image(tmp_path / "train" / "mask" / "a.jpg")
+    (tmp_path / "train" / "mask" / "labels.csv").write_text("a.jpg,mask\n")
+    _write_image(tmp_path / "test" / "no_mask" / "b.jpg")
+    (tmp_path / "test" / "no_mask" / "notes").write_text("no suffix")
+    _write_image(tmp_path / "test" / "stray.png")  # an image beside the class folders
+    (tmp_path / "test" / "no_mask" / ".DS_Store").write_bytes(b"Bud1")  # hidden: not data, not counted
+    with caplog.at_level(logging.WARNING, logger="edge.datasets"):
+        dataset = read_class_folders(tmp_path)
+    assert [s.image.name for s in dataset.samples] == ["a.jpg", "b.jpg"]
+    assert sorted(p.name for p in dataset.left_out) == ["labels.csv", "notes", "stray.png"]
+    assert "left out 3 files" in caplog.text and ".csv 1" in caplog.text and "(no suffix) 1" in caplog.text
+
+
+def test_an_unusable_voc_annotation_is_an_error_or_collected_when_asked(tmp_path):
+    root = _voc_folder(tmp_path)
+    (root / "annotations" / "gone.xml").write_text(VOC_XML.format(filename="gone.jpg"))
+    (root / "annotations" / "broken.xml").write_text("<annotation><object>")
+    with pytest.raises(DatasetError, match="broken.xml: not valid XML"):
+        read_voc_scenes(root)
+    unusable = []
+    (scene,) = read_voc_scenes(root, unusable)
+    assert scene.image.name == "scene1.jpg"
+    assert [(xml.name, "image is not in" in why or "not valid XML" in why) for xml, why in unusable] == [
+        ("broken.xml", True),
+        ("gone.xml", True),
+    ]

@@ -238,3 +238,45 @@ def test_runs_that_share_a_data_seed_share_split_and_drawn_masks_whatever_their_
         assert (tmp_path / "a" / "run" / name).read_text() == (tmp_path / "b" / "run" / name).read_text()
     weights = [np.load(tmp_path / side / "run" / "validation_probabilities.npy") for side in "ab"]
     assert not np.allclose(*weights)  # another initialisation and batch order: another model
+
+
+def _own_class_folders(root: Path, rng: np.random.Generator) -> None:
+    """ROOT/<Mask|No Mask|incorrect>/<i>.jpg: distinct smooth pictures (no two are near duplicates)."""
+    for name in ("Mask", "No Mask", "incorrect"):
+        for i in range(6):
+            coarse = rng.integers(0, 256, (6, 5, 3), dtype=np.uint8)
+            (root / name).mkdir(parents=True, exist_ok=True)
+            cv2.imwrite(
+                str(root / name / f"{i}.jpg"), cv2.resize(coarse, (48, 64), interpolation=cv2.INTER_CUBIC)
+            )
+    (root / "Mask" / "0.jpg").write_bytes(b"")  # an empty file: left out and counted
+    (root / "Mask" / "README.txt").write_text("faces at the door")
+
+
+def test_a_run_on_two_datasets_of_ones_own_with_the_same_file_names_writes_its_folder(tmp_path):
+    """Two class-folder datasets, spaces in their paths: every readable face is trained or validated on,
+    the left-out files are counted in the summary, and split_*.json resolve under the summary's data_root
+    (what convert reads)."""
+    rng = np.random.default_rng(0)
+    first, second = tmp_path / "site a" / "door cam", tmp_path / "site b" / "door cam"
+    _own_class_folders(first, rng)
+    _own_class_folders(second, rng)
+    options = _tiny_run(tmp_path, data_root=first, more_data=(second,), keypoints_path=None)
+    summary = train_model(options)
+    out = tmp_path / "run"
+    rows = json.loads((out / "split_train.json").read_text()) + json.loads(
+        (out / "split_val.json").read_text()
+    )
+    assert len(rows) == 2 * (18 - 1) and len({r["key"] for r in rows}) == len(rows)
+    assert {r["source"] for r in rows} == {"site a/door cam", "site b/door cam"}
+    assert all((Path(summary["data_root"]) / r["image"]).is_file() for r in rows)
+    assert summary["datasets"] == [str(first), str(second)]
+    assert summary["data"]["skipped"]["unreadable images"]["count"] == 2
+    assert (
+        summary["data"]["skipped"]["files that are no image (by suffix) or lie in no class folder"]["count"]
+        == 2
+    )
+    assert set(summary["data"]["validation"]) >= {
+        f"{source}/{label}" for source in ("site a/door cam",) for label in ("with_mask", "without_mask")
+    }
+    assert (out / "model.keras").is_file() and np.load(out / "representative.npz")["crops"].shape[0] > 0

