@@ -21,6 +21,7 @@ import logging
 import math
 import os
 import re
+import tempfile
 import xml.etree.ElementTree as ET
 from collections import Counter
 from collections.abc import Iterable, Iterator, Sequence
@@ -501,21 +502,25 @@ def load_image_bgr(path: Path, exif_orientation: bool = True) -> np.ndarray:
             f"cannot read image {path}: OpenCV refused it ({str(exc).strip().splitlines()[-1]})"
         ) from exc
     if image is None and data[:4] == b"GIF8":
-        image = _first_gif_frame(Path(path))
+        image = _first_gif_frame(data)
     if image is None:
         raise DatasetError(f"cannot read image {path}: not an image OpenCV can decode")
     return image
 
 
-def _first_gif_frame(path: Path) -> np.ndarray | None:
+def _first_gif_frame(data: bytes) -> np.ndarray | None:
     """A GIF's first frame through OpenCV's video reader: imread learnt GIF only in OpenCV 4.11, and the
     Pi's apt OpenCV is 4.6. Only files that start with GIF's signature come here, so the video reader
-    never gets to guess at an arbitrary corrupt file."""
-    capture = cv2.VideoCapture(str(path))
-    try:
-        ok, frame = capture.read()
-    finally:
-        capture.release()
+    never gets to guess at an arbitrary corrupt file. It reads the bytes from a temporary file of its
+    own naming: the reader crashes the process on a file name that is not valid UTF-8."""
+    with tempfile.NamedTemporaryFile(suffix=".gif") as copy:
+        copy.write(data)
+        copy.flush()
+        capture = cv2.VideoCapture(copy.name)
+        try:
+            ok, frame = capture.read()
+        finally:
+            capture.release()
     if not ok or frame is None or frame.size == 0:
         return None
     return frame if frame.ndim == 3 else cv2.cvtColor(frame, cv2.COLOR_GRAY2BGR)

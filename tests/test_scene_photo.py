@@ -4,7 +4,10 @@ other ones: a phone JPEG's stored pixels before EXIF turns it upright, or the ph
 from __future__ import annotations
 
 import logging
+import os
 import struct
+import subprocess
+import sys
 from pathlib import Path
 
 import cv2
@@ -124,3 +127,22 @@ def test_a_gif_is_read_in_bgr_on_every_opencv():
     image = load_image_bgr(Path(__file__).parent / "data" / "with_mask_red.gif")  # RGB (220, 40, 40)
     assert image.shape == (64, 64, 3)
     assert tuple(int(v) for v in image[32, 32]) == (40, 40, 220)
+
+
+def test_a_gif_whose_name_is_not_utf8_is_read_on_every_opencv(tmp_path):
+    """OpenCV 4.6's video reader, the Pi's way to GIFs, crashed the process (SIGSEGV) on such a name:
+    run in a child process."""
+    name = os.path.join(os.fsencode(tmp_path), b"old card \xff.gif")
+    with open(name, "wb") as f:
+        f.write((Path(__file__).parent / "data" / "with_mask_red.gif").read_bytes())
+    code = (
+        "import sys\n"
+        "from edge.datasets import load_image_bgr\n"
+        "image = load_image_bgr(sys.argv[1])\n"
+        "print(image.shape, tuple(int(v) for v in image[32, 32]))\n"
+    )
+    result = subprocess.run(
+        [sys.executable, "-c", code, os.fsdecode(name)], capture_output=True, text=True, timeout=120
+    )
+    assert result.returncode == 0, result.stderr[-2000:]
+    assert result.stdout.strip() == "(64, 64, 3) (40, 40, 220)"
