@@ -291,6 +291,30 @@ def test_a_model_file_the_runtime_refuses_exits_2_naming_it(tmp_path, capsys):
     assert "garbled.tflite" in capsys.readouterr().err
 
 
+def test_an_annotation_naming_no_image_or_not_xml_is_left_out_and_counted(tmp_path, monkeypatch, capsys):
+    """One broken file in a downloaded dataset must not stop the scoring of all the others."""
+    root = _scene_folder(tmp_path)
+    (root / "annotations" / "lost.xml").write_text(
+        VOC.format(name="lost", objects="")
+    )  # lost.jpg is not there
+    (root / "annotations" / "cut.xml").write_text("<annotation><filename>cut.jp")
+    monkeypatch.setattr(evaluate, "_detector", lambda config: ScriptedDetector([[(31, 30, 90, 90)]]))
+    assert _run([str(root), "--model", str(FIXTURE), "--json"]) == 0
+    report = json.loads(capsys.readouterr().out)
+    assert report["scenes"] == 1 and report["unusable_annotations"]["count"] == 2
+    assert any("lost" in why for why in report["unusable_annotations"]["examples"])
+    assert _run([str(root), "--model", str(FIXTURE)]) == 0
+    assert "annotations left out (not XML, or no such image): 2" in capsys.readouterr().out
+
+
+def test_a_folder_of_only_unusable_annotations_exits_2(tmp_path, capsys):
+    (tmp_path / "images").mkdir()
+    (tmp_path / "annotations").mkdir()
+    (tmp_path / "annotations" / "lost.xml").write_text(VOC.format(name="lost", objects=""))
+    assert _run([str(tmp_path), "--model", str(FIXTURE)]) == 2
+    assert "none of its 1 annotations is usable" in capsys.readouterr().err
+
+
 def test_a_two_class_voc_folder_is_scored_as_two_class(tmp_path, monkeypatch, capsys):
     """mask / no_mask scenes (the third face, coloured to be predicted worn-wrong, is annotated no_mask):
     a worn-wrong prediction on an unmasked face is right in 2-class scoring, not an error."""

@@ -173,17 +173,28 @@ def evaluate_class_folders(root: Path, classifier) -> dict:
 def evaluate_scenes(root: Path, classifier, detector, min_face_px: int | None = None) -> dict:
     """Detect, match at IoU 0.5 and classify on every VOC scene; detection, matched-face and alarm numbers.
 
-    A scene whose image cannot be read is left out whole, its boxes too (counted under `unreadable`).
+    A scene whose image cannot be read is left out whole, its boxes too (counted under `unreadable`), and
+    so is an annotation that is not valid XML or names an image that is not there (`unusable_annotations`).
     Scenes annotated with_mask / without_mask only are scored as 2-class, as class folders are. Boxes
     drawn on the photo's stored pixels before EXIF turned it upright, or on the photo before it was
     resized, are moved into the photo's pixels (`edge.scene_photo`), counted under `annotation_fit`.
     """
-    from edge.datasets import is_two_class, read_voc_scenes, skipped_object_counts
+    from edge.datasets import DatasetError, is_two_class, read_voc_scenes, skipped_object_counts
     from edge.scene_photo import AS_ANNOTATED
     from edge.scoring import SceneScorer
 
     scorer = SceneScorer(labels=classifier.labels)
-    scenes = read_voc_scenes(root)
+    unusable: list[tuple[Path, str]] = []  # annotations that are not XML or name no image: left out, counted
+    scenes = read_voc_scenes(root, unusable)
+    if unusable:
+        log.warning(
+            "%s: left out %d annotations that are not valid XML or name an image that is not there (the first: %s)",
+            root, len(unusable), unusable[0][1],
+        )  # fmt: skip
+        if not scenes:
+            raise DatasetError(
+                f"{root}: none of its {len(unusable)} annotations is usable (the first: {unusable[0][1]})"
+            )
     reader = ImageReader()
     fits: Counter[str] = Counter()
     for index, annotated in enumerate(scenes, 1):
@@ -222,6 +233,7 @@ def evaluate_scenes(root: Path, classifier, detector, min_face_px: int | None = 
         "skipped_objects": skipped_object_counts(scenes),
         "annotation_fit": dict(fits),
         "unreadable": reader.report(),
+        "unusable_annotations": {"count": len(unusable), "examples": [why for _, why in unusable[:5]]},
     }
 
 
@@ -325,7 +337,14 @@ def format_report(report: dict) -> str:
     if unreadable["examples"]:
         more = " ..." if unreadable["count"] > len(unreadable["examples"]) else ""
         line += f" ({', '.join(unreadable['examples'])}{more})"
-    header += [line, ""]
+    header.append(line)
+    unusable = report.get("unusable_annotations", {"count": 0, "examples": []})
+    if unusable["count"]:
+        more = " ..." if unusable["count"] > len(unusable["examples"]) else ""
+        header.append(
+            f"annotations left out (not XML, or no such image): {unusable['count']} ({'; '.join(unusable['examples'])}{more})"
+        )
+    header.append("")
     body = []
     if "detection" in report:
         body = _detection_lines(report["detection"]) + [""] + _alarm_lines(report["alarm"])
