@@ -198,6 +198,14 @@ class _PendingRequest:
         return self._camera.wait(self._job)
 
 
+def _reported_colour_space(applied):
+    """The colour space in picamera2's camera_configuration(), or None where a version does not say."""
+    try:
+        return applied["colour_space"]
+    except (KeyError, TypeError):
+        return None
+
+
 class Picamera2Source:
     """The Pi camera: a `main` stream for snapshots and a small `lores` YUV420 stream for analysis.
 
@@ -242,6 +250,10 @@ class Picamera2Source:
             )
             camera.configure(video)
             camera.start()
+            applied = camera.camera_configuration()  # what libcamera made of the request
+            lores = applied["lores"]
+            lores_shape = (lores["size"][0], lores["size"][1], lores["stride"])
+            colour_space = _reported_colour_space(applied)
         except Exception as exc:  # libcamera raises RuntimeError/IndexError when no camera is attached
             if camera is not None:  # Picamera2() acquired it: unreleased, every retry would find it busy
                 try:
@@ -249,17 +261,15 @@ class Picamera2Source:
                 except Exception:
                     log.debug("closing the camera after a failed start raised", exc_info=True)
             raise CameraError(f"picamera2: cannot start the camera ({exc})") from exc
-        applied = camera.camera_configuration()
-        lores = applied["lores"]
-        self._lores = (lores["size"][0], lores["size"][1], lores["stride"])
-        self._full_range = yuv_is_full_range(applied.get("colour_space"), ColorSpace)
+        self._lores = lores_shape
+        self._full_range = yuv_is_full_range(colour_space, ColorSpace)
         self._camera, self._mapped_array = camera, MappedArray
         log.info(
             "picamera2 started: lores %dx%d stride %d YUV420 (%s range), main %s RGB888, colour space %s",
             *self._lores,
             "full" if self._full_range else "limited",
             video["main"]["size"],
-            applied.get("colour_space"),
+            colour_space,
         )
 
     def read(self) -> np.ndarray:

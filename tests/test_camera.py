@@ -411,6 +411,27 @@ def test_picamera2_that_fails_to_start_is_closed_so_the_next_attempt_can_have_it
     assert fake_picamera2.instances[0].closed
 
 
+def test_picamera2_whose_configuration_cannot_be_read_back_is_closed_too(fake_picamera2, monkeypatch):
+    """Started, then failing: left acquired, every retry would find the camera busy."""
+    monkeypatch.setattr(fake_picamera2, "camera_configuration", lambda self: {"lores": {}})
+    with pytest.raises(CameraError, match="cannot start the camera"):
+        Picamera2Source(CameraConfig()).open()
+    assert fake_picamera2.instances[0].closed
+
+
+def test_picamera2_that_does_not_report_its_colour_space_is_taken_as_sycc(fake_picamera2, monkeypatch):
+    reported = fake_picamera2.camera_configuration
+    monkeypatch.setattr(
+        fake_picamera2, "camera_configuration", lambda self: {"lores": reported(self)["lores"]}
+    )
+    source = Picamera2Source(CameraConfig(width=384, height=240))
+    source.open()
+    camera = fake_picamera2.instances[0]
+    camera._next_request = lambda: FakeRequest(padded_i420(colour_patches(384, 240), 448, "sYCC"), None)
+    assert np.abs(source.read().astype(int) - colour_patches(384, 240)).max() <= 3
+    source.close()
+
+
 def test_picamera2_before_0_3_17_waits_for_the_job_it_asked_for(fake_picamera2):
     fake_picamera2.old_wait = True
     source = Picamera2Source(CameraConfig(width=320, height=240))
