@@ -1,10 +1,12 @@
-"""Find BlazeFace keypoints for the training faces once: `python -m train.keypoints [--data DIR]`.
+"""Find BlazeFace keypoints for the training faces once: `python -m train.keypoints [--data DIR ...]`.
 
 The mask synthesizer needs eyes, nose, mouth and ears of each unmasked face, and cleaning faces2 needs
 to know which "with_mask" images hold no single face. Detection is slow next to everything else in
 training, so it runs once and its result is cached as JSON under runs/ (one entry per record key).
 Scene faces are small (median 22 px), below what BlazeFace finds in a whole frame, so each box is
-detected in an upscaled window around it and matched back to the box by overlap.
+detected in an upscaled window around it and matched back to the box by overlap. `--data` repeats as
+`python -m train --data` does: the unmasked faces of datasets of one's own get keypoints too, so masks are
+drawn on them; give the same folders to both commands.
 """
 
 from __future__ import annotations
@@ -23,7 +25,7 @@ from edge.datasets import load_image_bgr
 from edge.faces import FaceDetector
 from edge.preprocess import square_crop_box
 from edge.scoring import iou_matrix
-from train.data import FACES2, SCENES, FaceRecord, real_records
+from train.data import FACES2, SCENES, SHARED_PARTS, FaceRecord, real_records, training_records
 
 log = logging.getLogger(__name__)
 
@@ -76,8 +78,12 @@ def detect_in_box(detector: FaceDetector, image: np.ndarray, box) -> list[dict]:
 
 
 def wanted(record: FaceRecord) -> bool:
-    """faces2 (both classes: synthesis and junk cleaning) and unmasked scene boxes (synthesis)."""
-    return record.source == FACES2 or (record.source == SCENES and record.label == "without_mask")
+    """faces2 (both classes: synthesis and junk cleaning), and unmasked faces of the scenes and of
+    datasets of one's own (synthesis)."""
+    if record.source == FACES2:
+        return True
+    own = record.source not in SHARED_PARTS and not record.source.startswith("synth:")
+    return (record.source == SCENES or own) and record.label == "without_mask"
 
 
 def find_keypoints(records: list[FaceRecord], data_root: Path, detector: FaceDetector) -> dict[str, dict]:
@@ -109,13 +115,21 @@ def load_keypoints(path: Path = DEFAULT_CACHE) -> dict[str, dict]:
 
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(prog="python -m train.keypoints", description=__doc__.splitlines()[0])
-    parser.add_argument("--data", type=Path, default=Path("../shared/data"), help="shared data folder")
+    parser.add_argument(
+        "--data",
+        type=Path,
+        action="append",
+        default=None,
+        metavar="DIR",
+        help="the shared data folder (the default, ../shared/data) or a dataset of one's own; repeat as for "
+        "python -m train",
+    )
     parser.add_argument("--out", type=Path, default=DEFAULT_CACHE, help="JSON cache to write")
     args = parser.parse_args(argv)
     logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s %(message)s")
-    records = real_records(args.data)
+    records, image_root, _ = training_records(args.data or [Path("../shared/data")], read_shared=real_records)
     # BlazeFace's own boxes: the mask synthesizer draws on them (box refinement: docs/detector.md)
-    keypoints = find_keypoints(records, args.data, FaceDetector(DetectorConfig(box_refinement=False)))
+    keypoints = find_keypoints(records, image_root, FaceDetector(DetectorConfig(box_refinement=False)))
     args.out.parent.mkdir(parents=True, exist_ok=True)
     args.out.write_text(json.dumps(keypoints))
     found = sum(1 for v in keypoints.values() if v["faces"])
