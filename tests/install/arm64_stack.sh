@@ -78,4 +78,7 @@ run() {
         qemu-aarch64-static -L "$root" "$root/usr/bin/python3.11" "$@"
 }
 run -c "import platform, numpy, cv2; print('arm64_stack:', platform.machine(), '$QEMU_CPU', 'numpy', numpy.__version__, 'OpenCV', cv2.__version__)"
-run -m pytest -q -ra -p no:cacheprovider -m 'not hardware and not workstation' "$@"
+# A test that starts a child Python (sys.executable, an arm64 binary) needs binfmt_misc to run it, which a
+# container seldom has: left out here, it runs in `make test-pi-stack`.
+run -m pytest -q -ra -p no:cacheprovider -m 'not hardware and not workstation' \
+    --deselect tests/test_detect_command.py::test_file_names_that_are_not_utf8_are_read_and_drawn "$@"
