@@ -188,15 +188,12 @@ def test_near_duplicates_and_photos_with_a_pasted_mask_share_a_group_across_fold
     face = _photo(77, (96, 80))
     masked = face.copy()
     masked[60:] = (230, 180, 120)  # a mask pasted over the lower face: the top is the same photo
+    # No copy is exact, and each is near the photo by one measure only (the whole photo, the photo
+    # mirrored, the top of a crop of another label): each rule's tolerance is what joins it.
     _write(root / "no_mask" / "p.jpg", face)
-    _write(root / "mask" / "p-with-mask.jpg", masked)
-    _write(
-        root / "no_mask" / "p_copy.jpg",
-        cv2.convertScaleAbs(face, alpha=1.1, beta=8),
-        cv2.IMWRITE_JPEG_QUALITY,
-        40,
-    )
-    _write(root / "no_mask" / "p_mirrored.jpg", face[:, ::-1])
+    _write(root / "mask" / "p-with-mask.jpg", masked[:-3])  # its bottom rows cut off too
+    _write(root / "no_mask" / "p_copy.jpg", face[2:], cv2.IMWRITE_JPEG_QUALITY, 40)  # cut and re-encoded
+    _write(root / "no_mask" / "p_mirrored.jpg", cv2.convertScaleAbs(face, alpha=1.1, beta=8)[:, ::-1])
     other = _class_folders(tmp_path / "other", {"no_mask": 1, "mask": 2, "incorrect": 1}, first_seed=50)
     _write(other / "no_mask" / "copied.png", face)  # the same photo in the second dataset
     records, _, _ = _read(root, other)
@@ -224,20 +221,31 @@ def test_a_class_with_a_single_photo_is_trained_on_not_only_validated():
         assert any(r.label == "mask_weared_incorrect" for r in train), seed
 
 
+def _scene_face(scene: int, index: int, label: str) -> FaceRecord:
+    """Face `index` of VOC scene `scene` of one's own: the faces of one photo share its group."""
+    return FaceRecord(f"mine:s{scene}.jpg#{index}", "mine", label, f"mine:s{scene}.jpg", f"s{scene}.jpg")
+
+
 def test_every_class_of_ones_own_dataset_is_split_however_few_its_photos():
     records = [_own("with_mask", i) for i in range(40)] + [_own("without_mask", i) for i in range(2)]
     records += [_own("mask_weared_incorrect", i) for i in range(3)]
-    for seed in range(20):
-        train, val = split_records(records, val_fraction=0.2, seed=seed)
-        for label in ("without_mask", "mask_weared_incorrect"):
-            assert any(r.label == label for r in train) and any(r.label == label for r in val), (seed, label)
+    # scenes: the rare classes' faces are in photos whose other faces are of the common class
+    scenes = [_scene_face(i, 0, "with_mask") for i in range(40)]
+    scenes += [_scene_face(i, 1, "without_mask") for i in range(3)]
+    scenes += [_scene_face(i, 1, "mask_weared_incorrect") for i in range(3, 6)]
+    for kind, data in (("class folders", records), ("scenes", scenes)):
+        for seed in range(20):
+            train, val = split_records(data, val_fraction=0.2, seed=seed)
+            for label in ("without_mask", "mask_weared_incorrect"):
+                assert any(r.label == label for r in train), (kind, seed, label)
+                assert any(r.label == label for r in val), (kind, seed, label)
 
 
 def test_a_missing_class_stops_with_the_fix_named():
     records = [_own("with_mask", i) for i in range(10)] + [_own("without_mask", i) for i in range(10)]
     train, val = split_records(records, val_fraction=0.2, seed=0)
     with pytest.raises(
-        DatasetError, match=r"my data: no mask_weared_incorrect faces to train on.*incorrect/"
+        DatasetError, match=r"my data: no mask_weared_incorrect faces to train on.* \(incorrect/\)"
     ):
         check_split(train, val, "my data")
 
