@@ -61,6 +61,9 @@ FOLLOW_SIDES = (64, 96, 128)  # window sides: few shapes, since each costs a res
 FOLLOW_MAX_AREA = 0.6  # windows covering more of the input than this cost as much as the whole pass
 FOLLOW_IOU = 0.3  # a window's candidate this close to a followed face is that face
 FOLLOW_MISSES = 1  # a followed face not found in its window is looked for on this many more frames
+# A followed face at least this tall keeps the coarse pass running on the next frame: windows are at most
+# 128 px, and near the camera a face grows 20-30 % a frame (docs/detector.md, "Faces walking in")
+COARSE_WITH_FOLLOWED_PX = 64
 
 
 class DetectorModelMissingError(FileNotFoundError):
@@ -533,7 +536,8 @@ class FaceDetector:
         ones (below FOLLOW_BELOW_PX in the fine input), and any other that no candidate of those passes
         (`every_frame`, frame pixels) backs. A whole-frame search replaces the memory; a window search
         keeps a face it missed for FOLLOW_MISSES more frames. The every-frame passes are due on the next
-        frame unless every face of this one is followed."""
+        frame unless every face of this one is followed and all of those are small: a large followed face
+        (a masked one whose coarse candidates were all unsure) would outgrow its window."""
         self._every_frame_passes_due = True
         if not len(boxes):
             self._since_whole = None  # nobody in view: the next frame is searched in full
@@ -555,7 +559,8 @@ class FaceDetector:
             and not (blazeface.iou_one_to_many(box, np.array(small).reshape(-1, 4)) > 0).any()
         ]
         self._followed = [(b, 0) for b in small] + missed
-        self._every_frame_passes_due = len(small) < len(boxes)
+        large = COARSE_WITH_FOLLOWED_PX * frame_long_side / fine
+        self._every_frame_passes_due = len(small) < len(boxes) or any(b[3] - b[1] >= large for b in small)
 
     # --- the face verifier (docs/detector.md): a second opinion on candidates below the pass rules ---
 

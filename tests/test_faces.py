@@ -210,6 +210,19 @@ def test_a_large_face_in_view_is_looked_for_by_the_coarse_pass_on_every_frame(as
     assert log.coarse() == [True] * 5 and log.whole() == [True, False, False, True, False]
 
 
+def test_a_large_face_no_sure_coarse_candidate_backs_keeps_the_coarse_pass_running(astronaut):
+    """Near the camera a masked face's coarse candidates are often all unsure, so it is followed in the
+    fine pass's windows; those are at most 128 px of its input, and such a face outgrows them within a
+    frame or two (docs/detector.md, "Faces walking in"). Here no coarse candidate is sure (threshold
+    0.99): the coarse pass must still run on every frame."""
+    detector = FaceDetector(DetectorConfig(fine_every=3, score_threshold=0.99), stream=True)
+    log = FinePassLog(detector)
+    for frame, expected in drifting(astronaut, 180, 5):  # 90 px of the 320 px fine input
+        assert iou(only_face(log.detect(detector, frame)).box, expected) > 0.6
+    assert log.whole() == [True, False, False, True, False]
+    assert log.coarse() == [True] * 5
+
+
 def test_a_large_newcomer_beside_a_followed_face_is_found_within_fine_every_frames(astronaut):
     detector = FaceDetector(DetectorConfig(fine_every=3), stream=True)
     small, _ = astronaut_in_frame(astronaut, 48, at=(0.2, 0.3))
