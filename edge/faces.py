@@ -61,9 +61,11 @@ FOLLOW_SIDES = (64, 96, 128)  # window sides: few shapes, since each costs a res
 FOLLOW_MAX_AREA = 0.6  # windows covering more of the input than this cost as much as the whole pass
 FOLLOW_IOU = 0.3  # a window's candidate this close to a followed face is that face
 FOLLOW_MISSES = 1  # a followed face not found in its window is looked for on this many more frames
-# A followed face at least this tall keeps the coarse pass running on the next frame: windows are at most
-# 128 px, and near the camera a face grows 20-30 % a frame (docs/detector.md, "Faces walking in")
-COARSE_WITH_FOLLOWED_PX = 64
+# A followed face at least this tall (one followed because no sure coarse candidate backs it, as large
+# masked faces often are) keeps the coarse pass running on the next frame: windows are at most 128 px,
+# and near the camera a face grows 20-30 % a frame (docs/detector.md, "Faces walking in"). 64 px found
+# one more frame in 774 at 256+ px but ran the coarse pass for faces of 128-144 px in the frame as well.
+COARSE_WITH_FOLLOWED_PX = FOLLOW_BELOW_PX
 
 
 class DetectorModelMissingError(FileNotFoundError):
