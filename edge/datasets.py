@@ -154,18 +154,21 @@ def _is_hidden(name: str) -> bool:
     return name.startswith(".") or name == "__MACOSX"
 
 
-def _image_files(folder: Path) -> list[Path]:
-    """Every image file at any depth under `folder`, hidden ones left out, sorted by path."""
-    return _files(folder)[0]
+def image_files(folder: Path, skip: Path | None = None) -> list[Path]:
+    """Every image file at any depth under `folder`, hidden ones and the folder `skip` (unless it is
+    `folder` itself) left out, sorted by path."""
+    return _files(folder, skip)[0]
 
 
-def _files(folder: Path) -> tuple[list[Path], list[Path]]:
-    """(image files, other files) at any depth under `folder`, hidden ones left out, each sorted by path.
+def _files(folder: Path, skip: Path | None = None) -> tuple[list[Path], list[Path]]:
+    """(image files, other files) at any depth under `folder`, hidden ones and `skip` left out, each
+    sorted by path.
 
     Linked folders are followed (a dataset put together from links would otherwise lose them without a
     word), each real folder once, so a link back up the tree does not loop.
     """
-    found, others, seen = [], [], set()
+    found, others = [], []
+    seen = {os.path.realpath(skip)} - {os.path.realpath(folder)} if skip is not None else set()
     for dirpath, dirnames, filenames in os.walk(folder, followlinks=True):
         real = os.path.realpath(dirpath)
         if real in seen:
@@ -225,7 +228,7 @@ def _read_class_folders(root: Path) -> ClassFolderDataset:
     if not root.is_dir():
         raise DatasetError(f"dataset folder {root} does not exist")
     # a split with no image at all (exports often ship an empty valid/) is no part of the dataset
-    splits = [split for split in split_folders(root) if _image_files(split)]
+    splits = [split for split in split_folders(root) if image_files(split)]
     if splits:
         parts = [_read_class_folders(split) for split in splits]
         _log_splits(root, {part.root.name: len(part.samples) for part in parts}, "images")

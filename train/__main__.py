@@ -17,6 +17,7 @@ from pathlib import Path
 from edge.datasets import DatasetError
 from edge.preprocess import PreprocessSpec
 from train.augment import AugmentConfig
+from train.data import add_data_argument, data_roots
 from train.fetch_weights import FETCH_COMMAND, weights_path
 from train.fit import FitConfig
 from train.keypoints import DEFAULT_CACHE
@@ -26,13 +27,9 @@ from train.run import RunOptions, train_model
 def build_parser() -> argparse.ArgumentParser:
     defaults = FitConfig()
     parser = argparse.ArgumentParser(prog="python -m train", description=__doc__.splitlines()[0])
-    parser.add_argument(
-        "--data",
-        type=Path,
-        action="append",
-        default=None,
-        metavar="DIR",
-        help="the shared data folder (the default, ../shared/data), or a dataset of your own as `maskwatch "
+    add_data_argument(
+        parser,
+        "the shared data folder (the default, ../shared/data), or a dataset of your own as `maskwatch "
         "evaluate` reads it: class folders DIR/<label>/ (with_mask, mask, no_mask, incorrect ...) or PASCAL VOC "
         "scenes; repeat to train on several at once",
     )
@@ -153,7 +150,7 @@ def options_from_args(args: argparse.Namespace) -> RunOptions:
         raise SystemExit(
             f"--tight-crop-p must be in [0, {1.0 - args.loose_crop_p:g}] (1 - --loose-crop-p), got {args.tight_crop_p}"
         )
-    data = args.data or [Path("../shared/data")]
+    data = data_roots(args.data)
     return RunOptions(
         data_root=data[0], more_data=tuple(data[1:]), out_dir=args.out, weights_path=weights, keypoints_path=keypoints, fit=fit,
         augment=AugmentConfig(loose_p=args.loose_crop_p, tight_p=args.tight_crop_p), crop_margin=args.crop_margin,

@@ -524,6 +524,20 @@ def _scene_dataset_records(
     return records, hashes
 
 
+SHARED_DATA = Path("../shared/data")
+
+
+def add_data_argument(parser, help_text: str) -> None:
+    """`--data DIR`, repeatable, as `python -m train` and `python -m train.keypoints` both take it; read it
+    back with data_roots()."""
+    parser.add_argument("--data", type=Path, action="append", default=None, metavar="DIR", help=help_text)
+
+
+def data_roots(given: list[Path] | None) -> list[Path]:
+    """The `--data` folders given, or the shared data folder when none was."""
+    return list(given) if given else [SHARED_DATA]
+
+
 def training_records(
     roots: Sequence[Path], relabels: dict[str, str] | None = None, read_shared=real_records
 ) -> tuple[list[FaceRecord], Path, SkippedInputs]:

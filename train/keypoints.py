@@ -25,7 +25,16 @@ from edge.datasets import load_image_bgr
 from edge.faces import FaceDetector
 from edge.preprocess import square_crop_box
 from edge.scoring import iou_matrix
-from train.data import FACES2, SCENES, SHARED_PARTS, FaceRecord, real_records, training_records
+from train.data import (
+    FACES2,
+    SCENES,
+    SHARED_PARTS,
+    FaceRecord,
+    add_data_argument,
+    data_roots,
+    real_records,
+    training_records,
+)
 
 log = logging.getLogger(__name__)
 
@@ -115,19 +124,15 @@ def load_keypoints(path: Path = DEFAULT_CACHE) -> dict[str, dict]:
 
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(prog="python -m train.keypoints", description=__doc__.splitlines()[0])
-    parser.add_argument(
-        "--data",
-        type=Path,
-        action="append",
-        default=None,
-        metavar="DIR",
-        help="the shared data folder (the default, ../shared/data) or a dataset of one's own; repeat as for "
+    add_data_argument(
+        parser,
+        "the shared data folder (the default, ../shared/data) or a dataset of one's own; repeat as for "
         "python -m train",
     )
     parser.add_argument("--out", type=Path, default=DEFAULT_CACHE, help="JSON cache to write")
     args = parser.parse_args(argv)
     logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s %(message)s")
-    records, image_root, _ = training_records(args.data or [Path("../shared/data")], read_shared=real_records)
+    records, image_root, _ = training_records(data_roots(args.data), read_shared=real_records)
     # BlazeFace's own boxes: the mask synthesizer draws on them (box refinement: docs/detector.md)
     keypoints = find_keypoints(records, image_root, FaceDetector(DetectorConfig(box_refinement=False)))
     args.out.parent.mkdir(parents=True, exist_ok=True)

@@ -48,14 +48,14 @@ def find_images(inputs: list[Path], skip: Path | None = None) -> tuple[list[tupl
     """(image path as given or found, its name under --annotate) for each image once, and a message for
     each input that gave none: a missing path, a folder without images. Folders are searched at any
     depth, linked ones followed, hidden files (`._x.jpg`, `__MACOSX/`) and the folder `skip` left out."""
-    from edge.datasets import IMAGE_SUFFIXES
+    from edge.datasets import IMAGE_SUFFIXES, image_files
 
     images: list[tuple[Path, Path]] = []
     problems: list[str] = []
     seen: set[str] = set()
     for given in inputs:
         if given.is_dir():
-            found = [(path, path.relative_to(given)) for path in _images_under(given, skip)]
+            found = [(path, path.relative_to(given)) for path in image_files(given, skip)]
             if not found:
                 problems.append(f"no images in {given} (looked for {', '.join(IMAGE_SUFFIXES)} at any depth)")
         elif given.exists():
@@ -68,32 +68,6 @@ def find_images(inputs: list[Path], skip: Path | None = None) -> tuple[list[tupl
                 seen.add(os.path.realpath(path))
                 images.append((path, relative))
     return images, problems
-
-
-def _images_under(folder: Path, skip: Path | None) -> list[Path]:
-    """Image files at any depth, sorted; each real folder walked once, so a link back up does not loop."""
-    from edge.datasets import IMAGE_SUFFIXES
-
-    walked = {os.path.realpath(skip)} - {os.path.realpath(folder)} if skip is not None else set()
-    found = []
-    for dirpath, dirnames, filenames in os.walk(folder, followlinks=True):
-        real = os.path.realpath(dirpath)
-        if real in walked:
-            dirnames[:] = []
-            continue
-        walked.add(real)
-        dirnames[:] = [name for name in dirnames if not _is_hidden(name)]
-        found += [
-            Path(dirpath, name)
-            for name in filenames
-            if not _is_hidden(name) and Path(name).suffix.lower() in IMAGE_SUFFIXES
-        ]
-    return sorted(path for path in found if path.is_file())
-
-
-def _is_hidden(name: str) -> bool:
-    """Dot files and folders, macOS `._x.jpg` resource forks and the `__MACOSX/` folder zips carry."""
-    return name.startswith(".") or name == "__MACOSX"
 
 
 def face_records(faces, predictions) -> list[dict]:
