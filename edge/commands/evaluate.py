@@ -56,8 +56,6 @@ def handle(args: argparse.Namespace) -> int:
     from edge.model_metadata import ModelMetadataError
     from edge.runtime import ModelFileError
 
-    if args.json:
-        _logs_to_stderr()
     try:
         config = load_config(config_path(args.config))
         model = args.model or (Path(config.classifier.model) if config.classifier.model else None)
@@ -80,13 +78,6 @@ def handle(args: argparse.Namespace) -> int:
               "model_version": classifier.metadata.model_version, **report}  # fmt: skip
     print(json.dumps(report) if args.json else format_report(report))
     return 0
-
-
-def _logs_to_stderr() -> None:
-    """--json owns stdout: one JSON object that scripts parse, so log lines go to stderr."""
-    for handler in logging.getLogger().handlers:
-        if isinstance(handler, logging.StreamHandler) and handler.stream is sys.stdout:
-            handler.setStream(sys.stderr)
 
 
 def _detector(config):
